@@ -1,0 +1,268 @@
+"""The plant configuration: sources, tags and their alarms, validated once at start.
+
+These pydantic models are the edge where a YAML file becomes trusted data.
+Everything after loading reads frozen models; nothing re-validates.
+Secrets never live here: a source names an environment variable or a file.
+"""
+from __future__ import annotations
+
+import math
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+TAG_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.\-]{0,127}$"
+
+
+class _Strict(BaseModel):
+    """Unknown keys are errors: a typo in a plant file must not pass silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataType(StrEnum):
+    FLOAT = "float"
+    INT = "int"
+    BOOL = "bool"
+    STRING = "string"
+
+    @property
+    def is_numeric(self) -> bool:
+        return self in (DataType.FLOAT, DataType.INT)
+
+
+class SecretRef(_Strict):
+    """Where a secret comes from: an environment variable or a file (first line)."""
+
+    env: str | None = None
+    file: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of 'env' or 'file'")
+        return self
+
+
+class Credentials(_Strict):
+    username: str
+    password: SecretRef
+
+
+class OpcUaSecurityPolicy(StrEnum):
+    NONE = "None"
+    BASIC256SHA256 = "Basic256Sha256"
+    AES128_SHA256_RSAOAEP = "Aes128Sha256RsaOaep"
+    AES256_SHA256_RSAPSS = "Aes256Sha256RsaPss"
+
+
+class OpcUaSecurityMode(StrEnum):
+    NONE = "None"
+    SIGN = "Sign"
+    SIGN_AND_ENCRYPT = "SignAndEncrypt"
+
+
+class OpcUaSecurity(_Strict):
+    policy: OpcUaSecurityPolicy
+    mode: OpcUaSecurityMode
+
+    @model_validator(mode="after")
+    def _policy_matches_mode(self) -> OpcUaSecurity:
+        none_policy = self.policy is OpcUaSecurityPolicy.NONE
+        none_mode = self.mode is OpcUaSecurityMode.NONE
+        if none_policy != none_mode:
+            raise ValueError("policy None goes with mode None, and only with it")
+        return self
+
+
+class OpcUaSource(_Strict):
+    kind: Literal["opcua"]
+    endpoint: Annotated[str, Field(pattern=r"^opc\.tcp://")]
+    # Security is required on purpose: an unencrypted link must be chosen, never defaulted.
+    security: OpcUaSecurity
+    credentials: Credentials | None = None
+    publishing_interval_ms: Annotated[int, Field(ge=10, le=60_000)] = 250
+    sampling_interval_ms: Annotated[int, Field(ge=0, le=60_000)] = 100
+    # Tags turn Bad_NoCommunication when nothing (data or keep-alive) arrived for this long.
+    stale_after_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    reconnect_max_delay_s: Annotated[float, Field(gt=0, le=300)] = 10.0
+    write_timeout_s: Annotated[float, Field(gt=0, le=120)] = 5.0
+
+
+class MqttSource(_Strict):
+    kind: Literal["mqtt"]
+    # No host means "the embedded broker that Stacklight starts for itself".
+    host: str | None = None
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    client_id: str | None = None
+    keepalive_s: Annotated[int, Field(ge=1, le=3600)] = 15
+    credentials: Credentials | None = None
+    reconnect_max_delay_s: Annotated[float, Field(gt=0, le=300)] = 10.0
+    write_timeout_s: Annotated[float, Field(gt=0, le=120)] = 5.0
+
+
+Source = Annotated[OpcUaSource | MqttSource, Field(discriminator="kind")]
+
+
+class LimitAlarm(_Strict):
+    limit: float
+    priority: Annotated[int, Field(ge=1, le=4)] = 3
+    deadband: Annotated[float, Field(ge=0)] = 0.0
+    on_delay_s: Annotated[float, Field(ge=0, le=3600)] = 0.0
+    off_delay_s: Annotated[float, Field(ge=0, le=3600)] = 0.0
+    message: str | None = None
+
+    @field_validator("limit")
+    @classmethod
+    def _finite(cls, limit: float) -> float:
+        if not math.isfinite(limit):
+            raise ValueError("limit must be a finite number")
+        return limit
+
+
+class TagAlarms(_Strict):
+    high_high: LimitAlarm | None = None
+    high: LimitAlarm | None = None
+    low: LimitAlarm | None = None
+    low_low: LimitAlarm | None = None
+
+    @model_validator(mode="after")
+    def _ordered_without_overlap(self) -> TagAlarms:
+        # Limits are ordered HH > H > L > LL, and each alarm's deadband band
+        # (below a high limit, above a low one) must stay clear of the next band.
+        ordered = self.items()
+        for (upper_kind, upper), (lower_kind, lower) in zip(ordered, ordered[1:]):
+            if upper.limit <= lower.limit:
+                raise ValueError(
+                    f"{upper_kind}.limit ({upper.limit}) must be above {lower_kind}.limit ({lower.limit})"
+                )
+            upper_band_bottom = upper.limit - upper.deadband if is_high_kind(upper_kind) else upper.limit
+            lower_band_top = lower.limit if is_high_kind(lower_kind) else lower.limit + lower.deadband
+            if upper_band_bottom <= lower_band_top:
+                raise ValueError(
+                    f"deadbands of {upper_kind} and {lower_kind} overlap"
+                    f" ({upper_kind} band reaches down to {upper_band_bottom},"
+                    f" {lower_kind} band up to {lower_band_top})"
+                )
+        return self
+
+    def items(self) -> list[tuple[str, LimitAlarm]]:
+        return [
+            (name, alarm)
+            for name, alarm in (
+                ("high_high", self.high_high), ("high", self.high),
+                ("low", self.low), ("low_low", self.low_low),
+            )
+            if alarm is not None
+        ]
+
+
+def is_high_kind(kind: str) -> bool:
+    return kind in ("high", "high_high")
+
+
+class EngineeringRange(_Strict):
+    low: float
+    high: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> EngineeringRange:
+        if not (math.isfinite(self.low) and math.isfinite(self.high)) or self.low >= self.high:
+            raise ValueError("low must be a finite number below high")
+        return self
+
+
+class Tag(_Strict):
+    name: Annotated[str, Field(pattern=TAG_NAME_PATTERN)]
+    source: str
+    data_type: DataType = DataType.FLOAT
+    unit: str = ""
+    description: str = ""
+    area: str = "Plant"
+    # OPC UA address: "ns=2;s=Tank1.Level" or, robust to namespace order, "nsu=urn:...;s=Tank1.Level".
+    node_id: str | None = None
+    # MQTT address: topic of the state message, and where the value sits in a JSON payload.
+    topic: str | None = None
+    value_path: str | None = None
+    command_topic: str | None = None
+    # The command payload; "{value}" is replaced by the JSON encoding of the new value.
+    command_template: str = "{value}"
+    # Stale when no message arrived for this long (MQTT publishes on change or cyclically).
+    max_age_s: Annotated[float, Field(gt=0)] | None = None
+    range: EngineeringRange | None = None
+    writable: bool = False
+    # Operator limits: the tighter band an operator may write within.
+    limits: EngineeringRange | None = None
+    max_step: Annotated[float, Field(gt=0)] | None = None
+    # Readback must agree within this absolute tolerance to confirm a write.
+    write_tolerance: Annotated[float, Field(ge=0)] = 0.0
+    alarms: TagAlarms | None = None
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Tag:
+        if self.node_id is not None and self.topic is not None:
+            raise ValueError("a tag has either node_id (OPC UA) or topic (MQTT), not both")
+        if self.node_id is None and self.topic is None:
+            raise ValueError("a tag needs node_id (OPC UA) or topic (MQTT)")
+        if self.writable and self.topic is not None and self.command_topic is None:
+            raise ValueError("a writable MQTT tag needs command_topic")
+        if self.limits and self.range and (
+            self.limits.low < self.range.low or self.limits.high > self.range.high
+        ):
+            raise ValueError("operator limits must lie inside the engineering range")
+        if (self.alarms or self.limits or self.max_step) and not self.data_type.is_numeric:
+            raise ValueError("alarms, limits and max_step need a numeric data_type")
+        if "{value}" not in self.command_template:
+            raise ValueError("command_template must contain {value}")
+        return self
+
+
+class RedisSettings(_Strict):
+    # No URL (and no REDIS_URL in the environment) means "start a private Redis".
+    url: str | None = None
+
+
+class WebSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8050
+    push_rate_hz: Annotated[float, Field(gt=0, le=10)] = 10.0
+    session_idle_timeout_s: Annotated[int, Field(ge=60)] = 1800
+
+
+class PlantConfig(_Strict):
+    _tag_index: dict[str, Tag] = PrivateAttr(default_factory=dict)
+
+    site_name: str = "Stacklight plant"
+    data_dir: str = "./data"
+    redis: RedisSettings = RedisSettings()
+    web: WebSettings = WebSettings()
+    # Redis keeps this many recent samples per tag; older history is the historian's.
+    history_samples_per_tag: Annotated[int, Field(ge=10, le=1_000_000)] = 3600
+    sources: dict[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")], Source]
+    tags: list[Tag]
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> PlantConfig:
+        seen: set[str] = set()
+        for tag in self.tags:
+            if tag.name in seen:
+                raise ValueError(f"tag name '{tag.name}' is used twice")
+            seen.add(tag.name)
+            source = self.sources.get(tag.source)
+            if source is None:
+                raise ValueError(f"tag '{tag.name}' names unknown source '{tag.source}'")
+            if source.kind == "opcua" and tag.node_id is None:
+                raise ValueError(f"tag '{tag.name}' is on OPC UA source '{tag.source}' but has no node_id")
+            if source.kind == "mqtt" and tag.topic is None:
+                raise ValueError(f"tag '{tag.name}' is on MQTT source '{tag.source}' but has no topic")
+        return self
+
+    def model_post_init(self, _context: object) -> None:
+        self._tag_index = {t.name: t for t in self.tags}
+
+    def tag(self, name: str) -> Tag | None:
+        return self._tag_index.get(name)
+
+    def tags_of_source(self, source_name: str) -> list[Tag]:
+        return [t for t in self.tags if t.source == source_name]

@@ -1,0 +1,70 @@
+"""Whether an operator's requested write may be sent: decided before anything leaves the server."""
+from __future__ import annotations
+
+import math
+
+from domain.config_model import DataType, Tag
+from domain.tag_value import ScalarValue
+
+
+class WriteRefused(Exception):
+    """The write is not sent; str() is the reason shown to the operator."""
+
+
+_TRUE_WORDS = {"1", "true", "on", "yes", "run", "start"}
+_FALSE_WORDS = {"0", "false", "off", "no", "stop"}
+
+
+def parse_entry(tag: Tag, entry: object) -> ScalarValue:
+    """Turn what the operator typed (or an API value) into a value of the tag's data type."""
+    if entry is None or (isinstance(entry, str) and not entry.strip()):
+        raise WriteRefused("enter a value")
+    if tag.data_type is DataType.STRING:
+        return str(entry)
+    if tag.data_type is DataType.BOOL:
+        if isinstance(entry, bool):
+            return entry
+        word = str(entry).strip().lower()
+        if word in _TRUE_WORDS:
+            return True
+        if word in _FALSE_WORDS:
+            return False
+        raise WriteRefused(f"'{entry}' is not on/off")
+    if isinstance(entry, bool):
+        raise WriteRefused("a number is needed, not on/off")
+    try:
+        number = float(str(entry).strip()) if not isinstance(entry, (int, float)) else float(entry)
+    except ValueError:
+        raise WriteRefused(f"'{entry}' is not a number") from None
+    if not math.isfinite(number):
+        raise WriteRefused("the value must be a finite number (not NaN or infinity)")
+    if tag.data_type is DataType.INT:
+        if number != int(number):
+            raise WriteRefused(f"{tag.name} takes whole numbers only")
+        return int(number)
+    return number
+
+
+def check_write(tag: Tag, value: ScalarValue, current: ScalarValue | None) -> None:
+    """Raise WriteRefused unless `value` may be written to `tag` now."""
+    if not tag.writable:
+        raise WriteRefused(f"{tag.name} is not writable")
+    if not tag.data_type.is_numeric:
+        return
+    assert isinstance(value, (int, float))
+    band = tag.limits or tag.range
+    if band is not None and not (band.low <= value <= band.high):
+        which = "operator limits" if tag.limits else "engineering range"
+        raise WriteRefused(f"{value:g} is outside the {which} {band.low:g} .. {band.high:g} {tag.unit}".rstrip())
+    if tag.max_step is not None and isinstance(current, (int, float)) and not isinstance(current, bool):
+        if abs(value - current) > tag.max_step:
+            raise WriteRefused(
+                f"a step of {abs(value - current):g} is larger than the allowed {tag.max_step:g} {tag.unit}".rstrip()
+            )
+
+
+def readback_matches(tag: Tag, requested: ScalarValue, readback: ScalarValue) -> bool:
+    """Did the device take the value? Numbers agree within the tag's write tolerance."""
+    if tag.data_type.is_numeric and isinstance(readback, (int, float)) and not isinstance(readback, bool):
+        return abs(float(readback) - float(requested)) <= tag.write_tolerance + 1e-9 * max(1.0, abs(float(requested)))
+    return readback == requested

@@ -1,0 +1,41 @@
+"""TagValue <-> compact JSON, the wire format of LATEST, history and CHANGES."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from domain.quality import quality_from_code
+from domain.tag_value import TagValue
+
+
+def tag_value_to_dict(tv: TagValue) -> dict[str, Any]:
+    encoded: dict[str, Any] = {
+        "v": tv.value,
+        "q": tv.quality.code,
+        "qn": tv.quality.name,
+        "ts": tv.source_time_ms,
+        "rt": tv.receive_time_ms,
+    }
+    if tv.source_time_is_receive_time:
+        encoded["tsr"] = 1
+    return encoded
+
+
+def encode_tag_value(tv: TagValue) -> str:
+    # allow_nan=False: a NaN must never reach a browser as invalid JSON; sources map it to Bad.
+    return json.dumps(tag_value_to_dict(tv), separators=(",", ":"), allow_nan=False)
+
+
+def tag_value_from_dict(tag: str, d: dict[str, Any]) -> TagValue:
+    return TagValue(
+        tag=tag,
+        value=d.get("v"),
+        quality=quality_from_code(int(d["q"]), d.get("qn")),
+        source_time_ms=int(d["ts"]),
+        receive_time_ms=int(d["rt"]),
+        source_time_is_receive_time=bool(d.get("tsr")),
+    )
+
+
+def decode_tag_value(tag: str, raw: str | bytes) -> TagValue:
+    return tag_value_from_dict(tag, json.loads(raw))

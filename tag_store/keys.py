@@ -1,0 +1,57 @@
+"""Every Redis key and stream Stacklight uses, in one place (see docs/redis-keys.md)."""
+from __future__ import annotations
+
+PREFIX = "sl:"
+
+# Hash: tag name -> encoded latest TagValue (JSON).
+LATEST = PREFIX + "latest"
+# Stream: one entry per published batch, field "b" = JSON {tag: encoded value}. Fan-out feed.
+CHANGES = PREFIX + "changes"
+CHANGES_MAXLEN = 10_000
+# Hash per source: state, detail, heartbeat_ms (see source_status.py).
+SOURCE_STATUS_PATTERN = PREFIX + "source:*"
+# Stream: alarm engine operator commands (acknowledge ...), answered in ACTION_RESULT.
+ALARM_COMMANDS = PREFIX + "alarm:commands"
+# Hash: alarm id -> encoded AlarmRecord (JSON). Authoritative alarm state, written by the engine only.
+ALARMS = PREFIX + "alarms"
+# Stream: every alarm transition and operator action (the alarm journal).
+ALARM_JOURNAL = PREFIX + "alarm:journal"
+# String: the last CHANGES entry id the alarm engine has evaluated (resume point after restart).
+ALARM_ENGINE_CURSOR = PREFIX + "alarm:cursor"
+# Stream: append-only audit trail of logins, writes, acknowledgements.
+AUDIT = PREFIX + "audit"
+# Hash per user: role, password_hash.
+USER_PATTERN = PREFIX + "user:*"
+
+
+def history(tag: str) -> str:
+    """Stream of recent samples of one tag, capped at history_samples_per_tag."""
+    return f"{PREFIX}hist:{tag}"
+
+
+def source_status(source: str) -> str:
+    return f"{PREFIX}source:{source}"
+
+
+def write_requests(source: str) -> str:
+    """Stream of write requests for one data source; its consumer group is WRITE_GROUP."""
+    return f"{PREFIX}writes:{source}"
+
+
+WRITE_GROUP = "data_sources"
+
+
+def action_result(request_id: str) -> str:
+    """List holding the one answer (JSON) to a write request or alarm command; expires."""
+    return f"{PREFIX}result:{request_id}"
+
+
+ACTION_RESULT_TTL_S = 3600
+
+
+def user(name: str) -> str:
+    return f"{PREFIX}user:{name}"
+
+
+def session(session_id: str) -> str:
+    return f"{PREFIX}session:{session_id}"

@@ -1,0 +1,117 @@
+"""The write road through Redis: web -> request stream -> data source -> answer.
+
+The web app XADDs a WriteRequest to the owning source's stream; the source
+consumes it in a consumer group, writes, verifies by readback, and answers on a
+per-request list that the requester BLPOPs. Requests are never lost: an
+unanswered one stays pending in the group and is visible with XPENDING.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import AsyncIterator
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from domain.tag_value import ScalarValue
+from tag_store import keys
+
+log = logging.getLogger(__name__)
+
+
+class WriteStatus(StrEnum):
+    PENDING = "pending"
+    DONE = "done"          # written and confirmed by readback
+    REJECTED = "rejected"  # refused (by Stacklight's rules or by the device), with a reason
+    TIMED_OUT = "timed_out"  # sent, but readback never confirmed it in time
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRequest:
+    request_id: str
+    tag: str
+    value: ScalarValue
+    user: str
+    requested_ms: int
+    # Respond only while the requester still waits; later is pointless and unsafe.
+    deadline_ms: int
+
+    @staticmethod
+    def new(tag: str, value: ScalarValue, user: str, now_ms: int, timeout_s: float) -> WriteRequest:
+        return WriteRequest(uuid.uuid4().hex, tag, value, user, now_ms, now_ms + int(timeout_s * 1000))
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOutcome:
+    request_id: str
+    tag: str
+    status: WriteStatus
+    reason: str
+    readback: ScalarValue = None
+    device_status: str = ""
+    finished_ms: int = 0
+
+
+async def submit_write(redis: aioredis.Redis, source: str, request: WriteRequest) -> None:
+    await redis.xadd(keys.write_requests(source), {"r": json.dumps(asdict(request))}, maxlen=100_000, approximate=True)
+
+
+async def answer_write(redis: aioredis.Redis, outcome: WriteOutcome) -> None:
+    key = keys.action_result(outcome.request_id)
+    pipe = redis.pipeline(transaction=False)
+    pipe.rpush(key, json.dumps(asdict(outcome)))
+    pipe.expire(key, keys.ACTION_RESULT_TTL_S)
+    await pipe.execute()
+
+
+async def wait_for_outcome(redis: aioredis.Redis, request_id: str, timeout_s: float) -> WriteOutcome | None:
+    """The answer, or None if none came within timeout_s."""
+    reply = await redis.blpop([keys.action_result(request_id)], timeout=timeout_s)
+    if reply is None:
+        return None
+    data = json.loads(reply[1])
+    data["status"] = WriteStatus(data["status"])
+    return WriteOutcome(**data)
+
+
+async def consume_requests(
+    redis: aioredis.Redis, source: str, consumer: str, block_ms: int = 1000
+) -> AsyncIterator[tuple[str, WriteRequest | None]]:
+    """Yield (stream entry id, request) for this source; None for an entry that does not parse.
+
+    The caller acknowledges each entry with ack_request once it has answered it.
+    """
+    stream = keys.write_requests(source)
+    try:
+        await redis.xgroup_create(stream, keys.WRITE_GROUP, id="$", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+    # First our own unacknowledged entries (we crashed mid-write), then new ones.
+    next_id = "0"
+    while True:
+        replies = await redis.xreadgroup(keys.WRITE_GROUP, consumer, {stream: next_id}, count=100, block=block_ms)
+        entries = replies[0][1] if replies else []
+        if next_id == "0" and not entries:
+            next_id = ">"
+            continue
+        for entry_id, fields in entries:
+            entry_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+            yield entry_id, _parse_request(fields)
+
+
+def _parse_request(fields: dict | None) -> WriteRequest | None:
+    raw = (fields or {}).get(b"r") or (fields or {}).get("r")
+    try:
+        return WriteRequest(**json.loads(raw))
+    except (TypeError, ValueError) as exc:
+        log.error("unreadable write request %r: %s", raw, exc)
+        return None
+
+
+async def ack_request(redis: aioredis.Redis, source: str, entry_id: str) -> None:
+    await redis.xack(keys.write_requests(source), keys.WRITE_GROUP, entry_id)

@@ -1,0 +1,122 @@
+"""Batched writes of TagValues into Redis: the data sources' only way into the store.
+
+Sources call submit() from their receive loops (never blocking); run() flushes
+every flush_interval_s, one pipeline per batch: HSET of all latest values, one
+XADD per sample to its tag's history, one XADD of the whole batch to CHANGES.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import deque
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from domain.tag_value import TagValue
+from tag_store import keys
+from tag_store.codec import encode_tag_value, tag_value_to_dict
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class WriterStats:
+    submitted: int = 0
+    written: int = 0
+    # Pending buffer full (Redis away too long): the oldest samples were dropped.
+    dropped_overflow: int = 0
+    # Older than what this tag already has (e.g. replayed after a reconnect): not written.
+    dropped_replayed: int = 0
+    batches: int = 0
+    redis_errors: int = 0
+
+
+class TagStoreWriter:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        history_samples_per_tag: int,
+        *,
+        max_pending: int = 200_000,
+        max_batch: int = 5_000,
+        flush_interval_s: float = 0.02,
+    ):
+        self._redis = redis
+        self._history_maxlen = history_samples_per_tag
+        self._pending: deque[TagValue] = deque()
+        self._max_pending = max_pending
+        self._max_batch = max_batch
+        self._flush_interval_s = flush_interval_s
+        self._newest_source_time_ms: dict[str, int] = {}
+        self._wakeup = asyncio.Event()
+        self._redis_down = False
+        self.stats = WriterStats()
+
+    def submit(self, tv: TagValue) -> None:
+        """Queue one sample; never blocks. Overflow policy: drop the oldest, and count it."""
+        self.stats.submitted += 1
+        newest = self._newest_source_time_ms.get(tv.tag)
+        if newest is not None and tv.source_time_ms < newest and tv.quality.is_good:
+            self.stats.dropped_replayed += 1
+            return
+        self._newest_source_time_ms[tv.tag] = max(tv.source_time_ms, newest or 0)
+        if len(self._pending) >= self._max_pending:
+            self._pending.popleft()
+            self.stats.dropped_overflow += 1
+        self._pending.append(tv)
+        if len(self._pending) >= self._max_batch:
+            self._wakeup.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), self._flush_interval_s)
+            except TimeoutError:
+                pass
+            self._wakeup.clear()
+            while self._pending:
+                if not await self.flush_once():
+                    await asyncio.sleep(0.5)  # Redis away: keep buffering, retry
+                    break
+
+    async def flush_once(self) -> bool:
+        """Write up to max_batch pending samples; False if Redis refused (samples kept)."""
+        count = min(len(self._pending), self._max_batch)
+        batch = [self._pending[i] for i in range(count)]
+        latest: dict[str, str] = {}
+        changes: dict[str, dict] = {}
+        pipe = self._redis.pipeline(transaction=False)
+        for tv in batch:
+            encoded = encode_tag_value(tv)
+            latest[tv.tag] = encoded
+            changes[tv.tag] = tag_value_to_dict(tv)
+            pipe.xadd(keys.history(tv.tag), {"d": encoded}, maxlen=self._history_maxlen, approximate=True)
+        pipe.hset(keys.LATEST, mapping=latest)
+        pipe.xadd(keys.CHANGES, {"b": json.dumps(changes, separators=(",", ":"))},
+                  maxlen=keys.CHANGES_MAXLEN, approximate=True)
+        try:
+            await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self.stats.redis_errors += 1
+            if not self._redis_down:
+                log.error("cannot write to Redis, buffering up to %d samples: %s", self._max_pending, exc)
+                self._redis_down = True
+            return False
+        if self._redis_down:
+            log.info("Redis is back; writing buffered samples")
+            self._redis_down = False
+        for _ in range(count):
+            self._pending.popleft()
+        self.stats.written += count
+        self.stats.batches += 1
+        return True
+
+    async def drain(self, timeout_s: float = 5.0) -> None:
+        """Flush everything pending (used on a clean stop)."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while self._pending and asyncio.get_running_loop().time() < deadline:
+            if not await self.flush_once():
+                await asyncio.sleep(0.2)

@@ -1,0 +1,95 @@
+"""The plant file: what is accepted, and that errors name the key path."""
+from pathlib import Path
+
+import pytest
+
+from domain.config_loading import ConfigError, DEFAULT_CONFIG_PATH, load_config, parse_config
+
+BASE = """
+sources:
+  plc:
+    kind: opcua
+    endpoint: opc.tcp://127.0.0.1:4840
+    security: {policy: None, mode: None}
+  broker:
+    kind: mqtt
+tags:
+  - name: tank.level
+    source: plc
+    node_id: ns=2;s=Tank.Level
+    unit: m
+    range: {low: 0, high: 10}
+    alarms:
+      high: {limit: 8, priority: 2, deadband: 0.2}
+      low: {limit: 1, priority: 3, deadband: 0.2}
+  - name: comp.pressure
+    source: broker
+    topic: plant/comp/state
+    value_path: pressure
+"""
+
+
+def parse(text: str, environ=None):
+    return parse_config(text, Path("plant.yaml"), environ or {})
+
+
+def test_a_valid_file_loads_with_its_tags_and_alarms():
+    config = parse(BASE)
+    assert config.tag("tank.level").alarms.high.limit == 8
+    assert config.tag("comp.pressure").value_path == "pressure"
+    assert [t.name for t in config.tags_of_source("broker")] == ["comp.pressure"]
+
+
+def problems_of(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse(text)
+    return caught.value.problems
+
+
+def test_unknown_key_is_named_with_its_path():
+    problems = problems_of(BASE.replace("unit: m", "unit: m\n    colour: red"))
+    assert problems == ["tags[0].colour: Extra inputs are not permitted"]
+
+
+def test_high_limit_not_above_low_is_rejected():
+    problems = problems_of(BASE.replace("limit: 8", "limit: 0.5"))
+    assert "tags[0].alarms" in problems[0] and "must be above low.limit" in problems[0]
+
+
+def test_overlapping_deadbands_are_rejected():
+    problems = problems_of(BASE.replace("deadband: 0.2}\n      low", "deadband: 7.5}\n      low"))
+    assert "overlap" in problems[0]
+
+
+def test_unknown_source_is_rejected():
+    problems = problems_of(BASE.replace("source: plc", "source: plx"))
+    assert "unknown source 'plx'" in problems[0]
+
+
+def test_security_none_must_be_explicit():
+    problems = problems_of(BASE.replace("    security: {policy: None, mode: None}\n", ""))
+    assert problems == ["sources.plc.security: Field required"]
+
+
+def test_environment_references_are_expanded_and_typed():
+    config = parse(BASE.replace("kind: mqtt", "kind: mqtt\n    port: ${MQTT_PORT:-1883}"), {"MQTT_PORT": "2883"})
+    assert config.sources["broker"].port == 2883
+    assert parse(BASE.replace("kind: mqtt", "kind: mqtt\n    port: ${MQTT_PORT:-1883}")).sources["broker"].port == 1883
+
+
+def test_missing_environment_variable_is_an_error():
+    problems = problems_of(BASE.replace("kind: mqtt", "kind: mqtt\n    host: ${BROKER_HOST}"))
+    assert problems == ["sources.broker.host: environment variable BROKER_HOST is not set and has no default"]
+
+
+def test_broken_yaml_and_missing_file_are_clear(tmp_path):
+    assert "not valid YAML" in problems_of("tags: [")[0]
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path / "nope.yaml")
+    assert "cannot read the file" in str(caught.value) and "nope.yaml" in str(caught.value)
+
+
+def test_the_shipped_demo_plant_is_valid():
+    config = load_config(DEFAULT_CONFIG_PATH, {})
+    assert len(config.tags) >= 20
+    assert {s.kind for s in config.sources.values()} == {"opcua", "mqtt"}
