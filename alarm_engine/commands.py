@@ -1,0 +1,64 @@
+"""Operator actions on alarms, sent to the engine through Redis and answered per request.
+
+The web app never changes alarm state itself: it checks the user's role, then
+asks the engine (the single writer) and waits for the answer.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import asdict, dataclass
+
+import redis.asyncio as aioredis
+
+from tag_store import keys
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmCommand:
+    request_id: str
+    action: str  # "acknowledge"
+    alarm_id: str
+    user: str
+    comment: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CommandOutcome:
+    request_id: str
+    accepted: bool
+    reason: str = ""
+
+
+async def submit_command(redis: aioredis.Redis, action: str, alarm_id: str, user: str, comment: str | None) -> str:
+    command = AlarmCommand(uuid.uuid4().hex, action, alarm_id, user, comment)
+    await redis.xadd(keys.ALARM_COMMANDS, {"c": json.dumps(asdict(command))}, maxlen=100_000, approximate=True)
+    return command.request_id
+
+
+async def wait_for_command_outcome(redis: aioredis.Redis, request_id: str, timeout_s: float) -> CommandOutcome:
+    reply = await redis.blpop([keys.action_result(request_id)], timeout=timeout_s)
+    if reply is None:
+        return CommandOutcome(request_id, False, "the alarm engine did not answer (is it running?)")
+    return CommandOutcome(**json.loads(reply[1]))
+
+
+async def request_acknowledge(
+    redis: aioredis.Redis, alarm_id: str, user: str, comment: str | None = None, timeout_s: float = 5.0
+) -> CommandOutcome:
+    request_id = await submit_command(redis, "acknowledge", alarm_id, user, comment)
+    return await wait_for_command_outcome(redis, request_id, timeout_s)
+
+
+def parse_command(fields: dict | None) -> AlarmCommand | None:
+    raw = (fields or {}).get(b"c") or (fields or {}).get("c")
+    try:
+        return AlarmCommand(**json.loads(raw))
+    except (TypeError, ValueError):
+        return None
+
+
+def queue_outcome(pipe, outcome: CommandOutcome) -> None:
+    key = keys.action_result(outcome.request_id)
+    pipe.rpush(key, json.dumps(asdict(outcome)))
+    pipe.expire(key, keys.ACTION_RESULT_TTL_S)
