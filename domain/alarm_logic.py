@@ -104,7 +104,7 @@ def evaluate(
     record = replace(record, input_bad=False, last_value=value)
     violated = raw_condition(record.kind, alarm, value, record.condition_active)
     if violated == record.condition_active:
-        return (replace(record, pending_since_ms=None) if record.pending_since_ms else record), []
+        return (replace(record, pending_since_ms=None) if record.pending_since_ms is not None else record), []
     pending_since = record.pending_since_ms if record.pending_since_ms is not None else now_ms
     delay_s = alarm.on_delay_s if violated else alarm.off_delay_s
     if now_ms - pending_since < delay_s * 1000:

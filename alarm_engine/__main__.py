@@ -1,0 +1,36 @@
+"""`python -m alarm_engine [--config FILE]`: run the authoritative alarm engine."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+
+from alarm_engine.engine import run_engine
+from domain.config_loading import ConfigError, load_config, resolve_config_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m alarm_engine", description=__doc__)
+    parser.add_argument("--config", help="plant file (default: $STACKLIGHT_CONFIG or the demo plant)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s alarm_engine %(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_config(resolve_config_path(args.config))
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    redis_url = os.environ.get("REDIS_URL") or config.redis.url
+    if not redis_url:
+        print("no Redis configured: set REDIS_URL or redis.url in the plant file", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(run_engine(redis_url, config))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
