@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 _EXTRA_BIN_DIRS = ("/usr/sbin", "/usr/local/sbin")
+_REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -62,11 +63,15 @@ class ServerProcess:
     def command(self) -> list[str]:
         raise NotImplementedError
 
+    def environment(self) -> dict[str, str] | None:
+        """The child's environment; None inherits ours."""
+        return None
+
     def start(self, timeout_s: float = 15.0) -> ServerProcess:
         log_file = open(self.work_dir / f"{self.name}.log", "ab")  # noqa: SIM115 - owned by the child
         self.process = subprocess.Popen(
             self.command(), cwd=self.work_dir, stdout=log_file, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            stdin=subprocess.DEVNULL, start_new_session=True, env=self.environment(),
         )
         log_file.close()
         wait_for_port(self.port, timeout_s, self.process)
@@ -149,3 +154,8 @@ class MqttBroker(ServerProcess):
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n{self.extra_config}"
         )
         return [mosquitto, "-c", str(config)]
+
+    def environment(self) -> dict[str, str] | None:
+        # The fallback runs as `-m launcher.python_broker` from the work dir: put the repo root on its path.
+        paths = [str(_REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+        return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
