@@ -59,10 +59,14 @@ class TagStoreWriter:
         """Queue one sample; never blocks. Overflow policy: drop the oldest, and count it."""
         self.stats.submitted += 1
         newest = self._newest_source_time_ms.get(tv.tag)
-        if newest is not None and tv.source_time_ms < newest and tv.quality.is_good:
-            self.stats.dropped_replayed += 1
-            return
-        self._newest_source_time_ms[tv.tag] = max(tv.source_time_ms, newest or 0)
+        if tv.quality.is_good:
+            if newest is not None and tv.source_time_ms < newest:
+                self.stats.dropped_replayed += 1
+                return
+            # Only Good samples move the mark: a source's own Bad markers (connection lost,
+            # waiting for initial data) carry the receive time, and the device's next value
+            # may rightly carry an older source time (a value unchanged since before the loss).
+            self._newest_source_time_ms[tv.tag] = max(tv.source_time_ms, newest or 0)
         if len(self._pending) >= self._max_pending:
             self._pending.popleft()
             self.stats.dropped_overflow += 1
