@@ -1,0 +1,74 @@
+"""What an operator may write: every refusal happens before anything is sent."""
+import math
+
+import pytest
+
+from domain.config_model import DataType, EngineeringRange, Tag
+from domain.write_rules import WriteRefused, check_write, parse_entry, readback_matches
+
+SETPOINT = Tag(
+    name="R201.sp", source="plc", node_id="ns=2;s=SP", unit="degC", writable=True,
+    range=EngineeringRange(low=0, high=150), limits=EngineeringRange(low=20, high=95), max_step=30,
+    write_tolerance=0.01,
+)
+
+
+@pytest.mark.parametrize("entry, expected", [("42.5", 42.5), (" 60 ", 60.0), (70, 70.0), ("1e1", 10.0)])
+def test_numbers_are_parsed(entry, expected):
+    assert parse_entry(SETPOINT, entry) == expected
+
+
+@pytest.mark.parametrize(
+    "entry, reason",
+    [("", "enter a value"), ("abc", "not a number"), ("nan", "finite"), ("inf", "finite"),
+     ("-Infinity", "finite"), (math.nan, "finite"), (True, "not on/off"), (None, "enter a value")],
+)
+def test_non_numbers_are_refused_with_a_reason(entry, reason):
+    with pytest.raises(WriteRefused, match=reason):
+        parse_entry(SETPOINT, entry)
+
+
+def test_integer_tags_refuse_fractions():
+    counter = SETPOINT.model_copy(update={"data_type": DataType.INT})
+    assert parse_entry(counter, "7") == 7 and isinstance(parse_entry(counter, "7.0"), int)
+    with pytest.raises(WriteRefused, match="whole numbers"):
+        parse_entry(counter, "7.5")
+
+
+def test_booleans_accept_the_usual_words():
+    switch = Tag(name="P1.run", source="plc", node_id="ns=2;s=R", data_type=DataType.BOOL, writable=True)
+    assert parse_entry(switch, "Start") is True and parse_entry(switch, "off") is False
+    with pytest.raises(WriteRefused, match="not on/off"):
+        parse_entry(switch, "maybe")
+
+
+def test_operator_limits_refuse_without_clamping():
+    check_write(SETPOINT, 95.0, 80.0)
+    with pytest.raises(WriteRefused, match="outside the operator limits 20 .. 95 degC"):
+        check_write(SETPOINT, 95.5, 80.0)
+    with pytest.raises(WriteRefused, match="outside the operator limits"):
+        check_write(SETPOINT, 19.9, 30.0)
+
+
+def test_engineering_range_applies_when_there_are_no_operator_limits():
+    open_tag = SETPOINT.model_copy(update={"limits": None, "max_step": None})
+    check_write(open_tag, 150.0, 0.0)
+    with pytest.raises(WriteRefused, match="engineering range"):
+        check_write(open_tag, 151.0, 0.0)
+
+
+def test_steps_larger_than_max_step_are_refused():
+    check_write(SETPOINT, 90.0, 60.0)
+    with pytest.raises(WriteRefused, match="step of 31 is larger than the allowed 30"):
+        check_write(SETPOINT, 91.0, 60.0)
+
+
+def test_not_writable_is_refused():
+    with pytest.raises(WriteRefused, match="not writable"):
+        check_write(SETPOINT.model_copy(update={"writable": False}), 50.0, 40.0)
+
+
+def test_readback_uses_the_tolerance():
+    assert readback_matches(SETPOINT, 60.0, 60.009)
+    assert not readback_matches(SETPOINT, 60.0, 60.02)
+    assert not readback_matches(SETPOINT, 60.0, True)
