@@ -1,0 +1,117 @@
+"""Stacklight web app: Dash 4 on FastAPI, one process per uvicorn worker.
+
+    python -m web --config config/demo_plant.yaml [--host 127.0.0.1 --port 8050]
+    python app.py --config ...                       (the same)
+    STACKLIGHT_CONFIG=plant.yaml REDIS_URL=redis://... uvicorn --factory app:create_server --workers 4
+
+Redis comes from $REDIS_URL, else redis.url in the plant file. Nothing
+connects at import: create_app() wires things, the first request starts them.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from dash import Dash
+
+from domain.config_loading import ConfigError, load_config, resolve_config_path
+from domain.config_model import PlantConfig
+from web.runtime import WebRuntime, install_runtime
+from web.sessions import CSRF_COOKIE, CSRF_HEADER
+
+log = logging.getLogger("stacklight.web")
+
+
+class MissingRedisUrl(Exception):
+    pass
+
+
+def resolve_redis_url(config: PlantConfig, environ=os.environ) -> str:
+    url = environ.get("REDIS_URL") or config.redis.url
+    if not url:
+        raise MissingRedisUrl("no Redis to read from: set REDIS_URL or redis.url in the plant file "
+                              "(the launcher starts a private Redis and sets REDIS_URL)")
+    return url
+
+
+def _log_callback_error(error: Exception):
+    """Dash answers a failed callback with a bare 500; say here what failed, then let it fail."""
+    log.error("callback failed: %s", error, exc_info=error)
+    raise error
+
+
+def create_app(config: PlantConfig, redis_url: str | None = None) -> Dash:
+    """The Dash app for one worker process (call once per process: Dash callbacks are global)."""
+    install_runtime(WebRuntime(config, redis_url or resolve_redis_url(config)))
+    # Imported here so their callbacks and hooks register with this app, after the runtime exists.
+    from web import auth, live_push, shell  # noqa: PLC0415, F401
+    from web.api import router as api_router  # noqa: PLC0415
+    from web.login import router as login_router  # noqa: PLC0415
+
+    app = Dash(
+        __name__,
+        backend="fastapi",
+        pages_folder="layouts",
+        use_pages=True,
+        title=config.site_name,
+        update_title=None,
+        suppress_callback_exceptions=True,
+        # The HMI stays connected while nobody touches it; the session timeout still applies.
+        websocket_inactivity_timeout=0,
+        csrf_token_name=CSRF_COOKIE,
+        csrf_header_name=CSRF_HEADER,
+        health_endpoint="health",
+        on_error=_log_callback_error,
+    )
+    app.layout = shell.root_layout
+    app.server.include_router(login_router)
+    app.server.include_router(api_router)
+    app.server.add_middleware(auth.AuthMiddleware)
+    return app
+
+
+def create_server():
+    """ASGI factory for `uvicorn --factory app:create_server` (config from $STACKLIGHT_CONFIG)."""
+    try:
+        config = load_config(resolve_config_path(None))
+        return create_app(config).server
+    except (ConfigError, MissingRedisUrl) as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m web", description="Run the Stacklight web app.")
+    parser.add_argument("--config", help="plant file (default: $STACKLIGHT_CONFIG or the demo plant)")
+    parser.add_argument("--host", help="listen address (default: web.host of the plant file)")
+    parser.add_argument("--port", type=int, help="listen port (default: web.port of the plant file)")
+    parser.add_argument("--log-level", default="info")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    path = resolve_config_path(args.config)
+    try:
+        config = load_config(path)
+        app = create_app(config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except MissingRedisUrl as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    import uvicorn  # noqa: PLC0415 - only the process entry needs it
+
+    host, port = args.host or config.web.host, args.port or config.web.port
+    log.info("Stacklight web on http://%s:%d (%s, %s)", host, port, config.site_name, Path(path).name)
+    uvicorn.run(app.server, host=host, port=port, log_level=args.log_level, lifespan="on")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,304 @@
+/* Stacklight live rendering: the live store -> DOM, without React in the hot path.
+ *
+ * The push loop (web/live_push.py) merges every change into the `live-store`
+ * data: {epoch, seq, now, connected, values: {tag: entry}, alarms: {version, rows, summary}}.
+ * Each entry has "n", the server version at which it last changed, so only
+ * changed tags are redrawn. Elements carry data-sl-tag and data-sl-field (see
+ * components/live_fields.py); they are indexed whenever the page changes and
+ * drawn at once from the merged state. Without a push for STALE_AFTER_MS (or
+ * when the server reports Redis lost) every value is shown stale.
+ */
+(function () {
+  'use strict';
+
+  var STALE_AFTER_MS = 3000;
+  var FIRST_PROBE_AFTER_MS = 15000;
+  var MAX_PROBE_DELAY_MS = 300000;
+  var TREND_MAX_POINTS = 20000;
+
+  var state = {
+    data: null, epoch: null, drawnVersion: new Map(), alarmsKey: null, alarmRowsKey: null,
+    index: new Map(), indexDirty: true, lastPushMs: 0, startedMs: Date.now(), clockOffsetMs: 0,
+    disconnected: false, connectedSinceMs: 0, probing: false, ownRelayout: false
+  };
+  window.stacklight = state;
+
+  // ---- formatting (mirrors web/tag_display.py) ---------------------------------------
+  function ageText(rt) {
+    if (rt === null || rt === undefined) { return ''; }
+    var s = Math.max(0, Math.floor((Date.now() + state.clockOffsetMs - rt) / 1000));
+    if (s < 1) { return 'just now'; }
+    if (s < 120) { return s + ' s ago'; }
+    if (s < 7200) { return Math.floor(s / 60) + ' min ago'; }
+    if (s < 172800) { return Math.floor(s / 3600) + ' h ago'; }
+    return Math.floor(s / 86400) + ' d ago';
+  }
+  function percentOf(value, lo, hi) {
+    var v = (typeof value === 'boolean') ? (value ? 1 : 0) : Number(value);
+    if (value === null || value === undefined || !isFinite(v) || !(hi > lo)) { return null; }
+    return Math.max(0, Math.min(100, (v - lo) / (hi - lo) * 100));
+  }
+  function qualityText(e) {
+    if (e.q === null || e.q === undefined) { return ''; }
+    return e.qn + ' (0x' + (e.q >>> 0).toString(16).toUpperCase().padStart(8, '0') + ')';
+  }
+  function localTimeText(ms, offsetMin) {
+    return new Date(ms + offsetMin * 60000).toISOString().replace('T', ' ').slice(0, 23);
+  }
+  function effective(entry) {
+    if (!entry) { return {f: 'no_data', s: 'NO DATA', d: '', v: null}; }
+    if (state.disconnected && (entry.f === 'live' || entry.f === 'uncertain')) {
+      return Object.assign({}, entry, {f: 'stale', s: 'STALE'});
+    }
+    return entry;
+  }
+
+  // ---- DOM index ---------------------------------------------------------------------
+  function reindex() {
+    state.index = new Map();
+    document.querySelectorAll('[data-sl-tag]').forEach(function (el) {
+      var tag = el.getAttribute('data-sl-tag');
+      if (!state.index.has(tag)) { state.index.set(tag, []); }
+      state.index.get(tag).push(el);
+    });
+    state.indexDirty = false;
+    state.drawnVersion.clear();
+  }
+  var observer = new MutationObserver(function (mutations) {
+    for (var i = 0; i < mutations.length; i++) {
+      var m = mutations[i];
+      if (m.target.closest && m.target.closest('[data-sl-field]')) { continue; }
+      for (var j = 0; j < m.addedNodes.length; j++) {
+        if (m.addedNodes[j].nodeType === 1) { scheduleFullDraw(); return; }
+      }
+    }
+  });
+  var drawScheduled = false;
+  function scheduleFullDraw() {
+    state.indexDirty = true;
+    if (drawScheduled) { return; }
+    drawScheduled = true;
+    window.requestAnimationFrame(function () { drawScheduled = false; drawAll(); });
+  }
+
+  // ---- drawing -----------------------------------------------------------------------
+  function drawField(el, field, e, tag) {
+    el.setAttribute('data-f', e.f);
+    if (field === 'value') {
+      el.textContent = (e.d === '' || e.d === null || e.d === undefined) ? '—' : e.d;
+    } else if (field === 'status') {
+      el.textContent = e.s;
+    } else if (field === 'age') {
+      el.textContent = ageText(e.rt);
+    } else if (field === 'bar') {
+      var pct = percentOf(e.v, Number(el.getAttribute('data-lo')), Number(el.getAttribute('data-hi')));
+      var fill = el.querySelector('.sl-bar-fill');
+      if (fill) { fill.style.width = (pct === null ? 0 : pct) + '%'; }
+    } else if (field === 'marker') {
+      var track = el.parentElement;
+      var p = percentOf(e.v, Number(track.getAttribute('data-lo')), Number(track.getAttribute('data-hi')));
+      el.style.left = (p === null ? 0 : p) + '%';
+      el.hidden = (p === null);
+    } else if (field === 'time') {
+      el.textContent = e.ts ? new Date(e.ts).toLocaleString() + (e.tsr ? ' (receive time: the device sent none)' : '') : '';
+    } else if (field === 'quality') {
+      el.textContent = qualityText(e);
+    } else if (field === 'alarm') {
+      drawAlarmField(el, tag);
+    }
+  }
+  function drawTag(tag) {
+    var els = state.index.get(tag);
+    if (!els) { return; }
+    var e = effective(state.data && state.data.values ? state.data.values[tag] : null);
+    for (var i = 0; i < els.length; i++) { drawField(els[i], els[i].getAttribute('data-sl-field'), e, tag); }
+  }
+  function drawAlarmField(el, tag) {
+    var summary = state.data && state.data.alarms ? state.data.alarms.summary : null;
+    var worst = summary && summary.tags ? summary.tags[tag] : null;
+    var key = worst ? worst.p + (worst.u ? 'u' : 'a') : '';
+    if (el.getAttribute('data-alarm') === key) { return; }
+    el.setAttribute('data-alarm', key);
+    el.textContent = '';
+    if (worst) { el.appendChild(priorityIndicator(worst.p, worst.u)); }
+  }
+  function priorityIndicator(priority, unacked) {
+    var outer = document.createElement('span');
+    outer.className = 'sl-prio sl-prio-' + priority + (unacked ? ' sl-unack' : '');
+    outer.title = 'priority ' + priority + ' alarm' + (unacked ? ', unacknowledged' : '');
+    var inner = document.createElement('span');
+    inner.className = 'sl-prio-number';
+    inner.textContent = String(priority);
+    outer.appendChild(inner);
+    return outer;
+  }
+  window.stacklightPriorityIndicator = priorityIndicator;
+
+  function drawChanged() {
+    if (state.indexDirty) { reindex(); }
+    var values = (state.data && state.data.values) || {};
+    state.index.forEach(function (_els, tag) {
+      var e = values[tag];
+      var n = e ? e.n : -1;
+      if (state.drawnVersion.get(tag) !== n) { drawTag(tag); state.drawnVersion.set(tag, n); }
+    });
+  }
+  function drawAll() {
+    reindex();
+    state.index.forEach(function (_els, tag) { drawTag(tag); });
+    var values = (state.data && state.data.values) || {};
+    state.index.forEach(function (_els, tag) { state.drawnVersion.set(tag, values[tag] ? values[tag].n : -1); });
+    drawBanner(true);
+    drawConnection();
+  }
+  function drawBanner(force) {
+    var alarms = state.data && state.data.alarms;
+    if (!alarms) { return; }
+    var key = state.epoch + ':' + alarms.version;
+    if (!force && key === state.alarmsKey) { return; }
+    state.alarmsKey = key;
+    var summary = alarms.summary || {unack: {}};
+    document.querySelectorAll('.sl-alarm-count').forEach(function (el) {
+      var n = summary.unack[el.getAttribute('data-sl-priority')] || 0;
+      el.setAttribute('data-count', String(n));
+      var label = el.querySelector('.sl-alarm-count-n');
+      if (label) { label.textContent = String(n); }
+    });
+    var newest = document.getElementById('sl-newest-alarm');
+    if (newest) {
+      newest.textContent = summary.newest ? summary.newest.message + ' (' + summary.newest.state_text + ')' : 'No alarms';
+      newest.setAttribute('data-state', summary.newest ? summary.newest.state_text : '');
+    }
+    state.index.forEach(function (els, tag) {
+      els.forEach(function (el) { if (el.getAttribute('data-sl-field') === 'alarm') { drawAlarmField(el, tag); } });
+    });
+  }
+  function drawConnection() {
+    var label = document.getElementById('sl-conn');
+    var waiting = !state.lastPushMs && Date.now() - state.startedMs < STALE_AFTER_MS;
+    document.body.classList.toggle('sl-disconnected', state.disconnected && !waiting);
+    if (label) {
+      label.textContent = waiting ? 'CONNECTING…' : (state.disconnected ? 'NO DATA CONNECTION' : 'LIVE');
+      label.setAttribute('data-state', waiting ? 'connecting' : (state.disconnected ? 'lost' : 'live'));
+    }
+  }
+  function setDisconnected(lost) {
+    if (lost === state.disconnected) { return; }
+    state.disconnected = lost;
+    state.connectedSinceMs = lost ? 0 : Date.now();
+    state.drawnVersion.clear();  // every value changes its look
+    drawChanged();
+    drawConnection();
+  }
+
+  // ---- trends ------------------------------------------------------------------------
+  function trendGraph() {
+    var gd = document.querySelector('.sl-trend-graph .js-plotly-plot');
+    return (gd && gd.data && window.Plotly) ? gd : null;
+  }
+  function extendTrend() {
+    var gd = trendGraph();
+    if (!gd) { return; }
+    var values = state.data.values || {};
+    var offset = (gd.layout.meta && gd.layout.meta.utc_offset_min) || 0;
+    var xs = [], ys = [], idx = [];
+    gd.data.forEach(function (trace, i) {
+      var tag = trace.meta && trace.meta.tag;
+      var e = tag ? values[tag] : null;
+      if (!e || e.ts === null || e.ts === undefined) { return; }
+      if (trace.slLastTs === undefined) { trace.slLastTs = trace.meta.last_ts || 0; }
+      if (e.ts <= trace.slLastTs) { return; }
+      trace.slLastTs = e.ts;
+      var y = (e.f === 'bad' || e.v === null) ? null : (typeof e.v === 'boolean' ? (e.v ? 1 : 0) : Number(e.v));
+      xs.push([localTimeText(e.ts, offset)]); ys.push([y]); idx.push(i);
+    });
+    if (idx.length) { window.Plotly.extendTraces(gd, {x: xs, y: ys}, idx, TREND_MAX_POINTS); }
+  }
+  function followTrend() {
+    var gd = trendGraph();
+    if (!gd || !gd.layout.meta) { return; }
+    if (!gd.slHooked) {
+      gd.slHooked = true;
+      gd.slFollow = true;
+      gd.on('plotly_relayout', function (ev) {
+        if (state.ownRelayout) { return; }
+        if (ev['xaxis.autorange']) { gd.slFollow = true; } else if (ev['xaxis.range[0]'] !== undefined || ev['xaxis.range']) { gd.slFollow = false; }
+      });
+    }
+    if (!gd.slFollow) { return; }
+    var now = Date.now() + state.clockOffsetMs, offset = gd.layout.meta.utc_offset_min || 0;
+    state.ownRelayout = true;
+    try {
+      window.Plotly.relayout(gd, {'xaxis.range': [localTimeText(now - gd.layout.meta.window_ms, offset), localTimeText(now, offset)]});
+    } finally { state.ownRelayout = false; }
+  }
+
+  // ---- once a second: ages, link watchdog, recovery ----------------------------------
+  function probeDelayMs() {
+    var n = Number(window.sessionStorage.getItem('sl-reloads') || 0);
+    return Math.min(FIRST_PROBE_AFTER_MS * Math.pow(2, n), MAX_PROBE_DELAY_MS);
+  }
+  function probeAndRecover() {
+    state.probing = true;
+    fetch('/api/session', {credentials: 'same-origin', cache: 'no-store'}).then(function (r) {
+      if (r.status === 401) {
+        window.location.href = '/login?next=' + encodeURIComponent(window.location.pathname + window.location.search);
+      } else if (r.ok) {
+        window.sessionStorage.setItem('sl-reloads', String(Number(window.sessionStorage.getItem('sl-reloads') || 0) + 1));
+        window.location.reload();
+      }
+    }).catch(function () { /* server away: keep showing NO DATA CONNECTION */ })
+      .finally(function () { state.probing = false; state.lastProbeMs = Date.now(); });
+  }
+  function tick() {
+    var now = Date.now();
+    var silentMs = now - (state.lastPushMs || state.startedMs);
+    setDisconnected(silentMs > STALE_AFTER_MS || (state.data !== null && state.data.connected === false));
+    drawConnection();
+    document.querySelectorAll('[data-sl-field="age"]').forEach(function (el) {
+      var e = state.data && state.data.values ? state.data.values[el.getAttribute('data-sl-tag')] : null;
+      el.textContent = e ? ageText(e.rt) : '';
+    });
+    followTrend();
+    if (silentMs > probeDelayMs() && !state.probing && now - (state.lastProbeMs || 0) > FIRST_PROBE_AFTER_MS) {
+      probeAndRecover();
+    }
+    if (state.connectedSinceMs && now - state.connectedSinceMs > 60000) {
+      window.sessionStorage.removeItem('sl-reloads');
+    }
+  }
+
+  // ---- entry points for Dash clientside callbacks ------------------------------------
+  window.dash_clientside = window.dash_clientside || {};
+  window.dash_clientside.stacklight = {
+    onLiveData: function (data) {
+      if (!data || !data.values) { return window.dash_clientside.no_update; }
+      if (data.epoch !== state.epoch) { state.epoch = data.epoch; state.drawnVersion.clear(); }
+      state.data = data;
+      state.lastPushMs = Date.now();
+      state.clockOffsetMs = data.now - Date.now();
+      setDisconnected(data.connected === false);
+      drawChanged();
+      drawBanner(false);
+      drawConnection();
+      extendTrend();
+      return window.dash_clientside.no_update;
+    },
+    alarmRows: function (data) {
+      var noUpdate = window.dash_clientside.no_update;
+      if (!data || !data.alarms) { return noUpdate; }
+      var ctx = window.dash_clientside.callback_context;
+      var initial = !ctx || !ctx.triggered || !ctx.triggered.length || ctx.triggered[0].prop_id === '.';
+      var key = data.epoch + ':' + data.alarms.version;
+      if (!initial && key === state.alarmRowsKey) { return noUpdate; }
+      state.alarmRowsKey = key;
+      return data.alarms.rows;
+    }
+  };
+
+  function start() {
+    observer.observe(document.body, {childList: true, subtree: true});
+    window.setInterval(tick, 1000);
+  }
+  if (document.body) { start(); } else { document.addEventListener('DOMContentLoaded', start); }
+}());

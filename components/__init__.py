@@ -1,0 +1,1 @@
+"""Reusable pieces of the operator screens (All-in-One components and small builders)."""

@@ -1,0 +1,79 @@
+"""JSON API on the web server: the current value of every tag, and who is logged in.
+
+Needs a session cookie like every other route (token auth comes later).
+"""
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+
+from domain.config_model import Tag
+from domain.freshness import Freshness
+from domain.quality import quality_from_code
+from web.auth import current_session
+from web.runtime import WebRuntime, current_runtime
+from web.tag_display import judge_encoded
+
+router = APIRouter(prefix="/api")
+
+
+def iso_utc(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def tag_record(tag: Tag, encoded: dict[str, Any] | None, freshness: Freshness) -> dict[str, Any]:
+    quality = None
+    if encoded:
+        q = quality_from_code(int(encoded["q"]), encoded.get("qn"))
+        quality = {"code": q.code, "name": q.name, "family": q.family.value}
+    return {
+        "name": tag.name,
+        "description": tag.description,
+        "unit": tag.unit,
+        "area": tag.area,
+        "data_type": tag.data_type.value,
+        "value": encoded.get("v") if encoded else None,
+        "quality": quality,
+        "freshness": freshness.value,
+        "source_time": iso_utc(encoded.get("ts")) if encoded else None,
+        "receive_time": iso_utc(encoded.get("rt")) if encoded else None,
+        "source_time_is_receive_time": bool(encoded.get("tsr")) if encoded else False,
+        "writable": tag.writable,
+    }
+
+
+def _record_now(runtime: WebRuntime, tag: Tag, now_ms: int) -> dict[str, Any]:
+    cache = runtime.live_cache
+    encoded = cache.values.get(tag.name)
+    status = cache.source_statuses.get(tag.source)
+    heartbeat_ms = status.heartbeat_ms if status is not None else None
+    return tag_record(tag, encoded, judge_encoded(tag, encoded, heartbeat_ms, now_ms, cache.connected))
+
+
+@router.get("/tags")
+async def list_tags() -> list[dict[str, Any]]:
+    runtime = await current_runtime().ensure_started()
+    now_ms = int(time.time() * 1000)
+    return [_record_now(runtime, tag, now_ms) for tag in runtime.config.tags]
+
+
+@router.get("/tags/{name}")
+async def get_tag(name: str) -> dict[str, Any]:
+    runtime = await current_runtime().ensure_started()
+    tag = runtime.config.tag(name)
+    if tag is None:
+        raise HTTPException(status_code=404, detail=f"no tag named '{name}'")
+    return _record_now(runtime, tag, int(time.time() * 1000))
+
+
+@router.get("/session")
+async def who_am_i() -> dict[str, str]:
+    session = current_session()
+    if session is None:  # the middleware lets no such request through; defence in depth
+        raise HTTPException(status_code=401, detail="not logged in")
+    return {"user": session.user, "role": session.role.value}

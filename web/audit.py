@@ -1,0 +1,44 @@
+"""The audit trail: one stream entry per login, logout, write attempt and acknowledgement.
+
+Fields: time_ms, user, action, tag, old, new, reason, result, source_ip. Append-only;
+the stream is capped only as a safety net far above a plant's yearly volume.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import redis.asyncio as aioredis
+
+from tag_store import keys
+
+AUDIT_MAXLEN = 5_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    user: str
+    action: str  # login, login_failed, logout, write, acknowledge
+    result: str  # ok, refused, requested, done, rejected, timed_out, no_answer, failed
+    tag: str = ""
+    old: str = ""
+    new: str = ""
+    reason: str = ""
+    source_ip: str = ""
+
+
+def audit_fields(event: AuditEvent, now_ms: int) -> dict[str, str]:
+    fields = {"time_ms": str(now_ms)}
+    fields.update({k: "" if v is None else str(v) for k, v in asdict(event).items()})
+    return fields
+
+
+async def append_audit(redis: aioredis.Redis, event: AuditEvent, now_ms: int | None = None) -> None:
+    stamp = int(time.time() * 1000) if now_ms is None else now_ms
+    await redis.xadd(keys.AUDIT, audit_fields(event, stamp), maxlen=AUDIT_MAXLEN, approximate=True)
+
+
+async def read_audit(redis: aioredis.Redis, count: int = 100) -> list[dict[str, str]]:
+    """Newest first; for tests and a later audit page."""
+    entries = await redis.xrevrange(keys.AUDIT, count=count)
+    return [{k.decode(): v.decode() for k, v in fields.items()} for _id, fields in entries]

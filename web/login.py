@@ -1,0 +1,123 @@
+"""Logging in and out: the /login form, /logout, and the decision behind them."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from urllib.parse import parse_qs
+
+import redis.asyncio as aioredis
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from redis.exceptions import RedisError
+
+from web.audit import AuditEvent, append_audit
+from web.login_page import login_page_html
+from web.login_throttle import MAX_FAILURES, clear_failures, lockout_remaining_s, record_failure
+from web.runtime import current_runtime
+from web.sessions import CSRF_COOKIE, SESSION_COOKIE, create_session, end_session, load_session
+from web.users import USER_NAME_PATTERN, User, verify_password
+
+WRONG_CREDENTIALS = "Wrong user name or password."
+
+router = APIRouter()
+
+
+@dataclass(frozen=True, slots=True)
+class LoginResult:
+    user: User | None
+    message: str = ""
+
+
+def _minutes(seconds: int) -> str:
+    minutes = max(1, round(seconds / 60))
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+async def attempt_login(redis: aioredis.Redis, name: str, password: str, source_ip: str) -> LoginResult:
+    """Check a name and password with lock-out, and audit the outcome."""
+    async def refuse(message: str, reason: str) -> LoginResult:
+        await append_audit(redis, AuditEvent(user=name[:64], action="login_failed", result="refused",
+                                             reason=reason, source_ip=source_ip))
+        return LoginResult(None, message)
+
+    if not USER_NAME_PATTERN.fullmatch(name):
+        return await refuse(WRONG_CREDENTIALS, "invalid user name")
+    remaining_s = await lockout_remaining_s(redis, name)
+    if remaining_s:
+        return await refuse(f"Too many failed attempts. Try again in {_minutes(remaining_s)}.", "locked out")
+    user = await verify_password(redis, name, password)
+    if user is None:
+        failures = await record_failure(redis, name)
+        if failures >= MAX_FAILURES:
+            remaining_s = await lockout_remaining_s(redis, name)
+            return await refuse(f"Too many failed attempts. Try again in {_minutes(remaining_s)}.",
+                                f"wrong password ({failures} failures): locked out")
+        return await refuse(WRONG_CREDENTIALS, f"wrong user name or password ({failures} failures)")
+    await clear_failures(redis, name)
+    await append_audit(redis, AuditEvent(user=user.name, action="login", result="ok", source_ip=source_ip))
+    return LoginResult(user)
+
+
+def safe_next(path: str | None) -> str:
+    """Only local paths: never let ?next= send a user to another site."""
+    if not path or not path.startswith("/") or path.startswith("//") or "\\" in path or "\n" in path:
+        return "/"
+    return path
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def _login_response(next_path: str, message: str = "", user_name: str = "", status: int = 200) -> HTMLResponse:
+    site = current_runtime().config.site_name
+    return HTMLResponse(login_page_html(site, next_path, message, user_name), status_code=status,
+                        headers={"Cache-Control": "no-store"})
+
+
+@router.get("/login", include_in_schema=False)
+async def show_login(request: Request) -> Response:
+    return _login_response(safe_next(request.query_params.get("next")))
+
+
+@router.post("/login", include_in_schema=False)
+async def submit_login(request: Request) -> Response:
+    form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
+    name, password = form.get("username", "").strip(), form.get("password", "")
+    next_path = safe_next(form.get("next"))
+    runtime = await current_runtime().ensure_started()
+    try:
+        result = await attempt_login(runtime.redis, name, password, client_ip(request))
+        if result.user is None:
+            return _login_response(next_path, result.message, name, status=401)
+        token, session = await create_session(
+            runtime.redis, result.user.name, result.user.role, runtime.config.web.session_idle_timeout_s,
+            int(time.time() * 1000), client_ip(request),
+        )
+    except RedisError:
+        return _login_response(next_path, "The data server (Redis) is not reachable. Try again shortly.",
+                               name, status=503)
+    response = RedirectResponse(next_path, status_code=303)
+    secure = request.url.scheme == "https"
+    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict", secure=secure, path="/")
+    # Readable by the page on purpose: Dash echoes it in the X-CSRFToken header.
+    response.set_cookie(CSRF_COOKIE, session.csrf_token, httponly=False, samesite="strict", secure=secure, path="/")
+    return response
+
+
+@router.api_route("/logout", methods=["GET", "POST"], include_in_schema=False)
+async def logout(request: Request) -> Response:
+    token = request.cookies.get(SESSION_COOKIE)
+    runtime = await current_runtime().ensure_started()
+    try:
+        session = await load_session(runtime.redis, token, runtime.config.web.session_idle_timeout_s, refresh=False)
+        await end_session(runtime.redis, token)
+        if session is not None:
+            await append_audit(runtime.redis, AuditEvent(user=session.user, action="logout", result="ok",
+                                                         source_ip=client_ip(request)))
+    except RedisError:
+        pass
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(CSRF_COOKIE, path="/")
+    return response

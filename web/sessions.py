@@ -1,0 +1,91 @@
+"""Server-side sessions in Redis: the browser holds only a random token.
+
+The Redis key is the token's SHA-256, so reading Redis does not hand out live
+sessions. Each session carries a CSRF token that the page echoes in a header
+(double submit) on top of the SameSite=Strict cookie. The session's idle timer
+is refreshed by every authenticated HTTP request; the user's role is read from
+the user record each time, so a role change or deletion takes effect at once.
+"""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from tag_store import keys
+from web.roles import Role
+from web.users import get_user
+
+SESSION_COOKIE = "stacklight_session"
+CSRF_COOKIE = "stacklight_csrf"
+CSRF_HEADER = "X-CSRFToken"
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    user: str
+    role: Role
+    csrf_token: str
+    created_ms: int
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def session_key(token: str) -> str:
+    return keys.session(hashlib.sha256(token.encode()).hexdigest())
+
+
+def _text(raw: dict) -> dict[str, str]:
+    return {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+            for k, v in raw.items()}
+
+
+async def create_session(
+    redis: aioredis.Redis, user: str, role: Role, idle_timeout_s: int, now_ms: int, source_ip: str = ""
+) -> tuple[str, Session]:
+    """Store a new session; returns (token for the cookie, session)."""
+    token = new_token()
+    session = Session(user=user, role=role, csrf_token=new_token(), created_ms=now_ms)
+    key = session_key(token)
+    pipe = redis.pipeline(transaction=True)
+    pipe.hset(key, mapping={"user": user, "role": role.value, "csrf": session.csrf_token,
+                            "created_ms": now_ms, "source_ip": source_ip})
+    pipe.expire(key, idle_timeout_s)
+    await pipe.execute()
+    return token, session
+
+
+async def load_session(
+    redis: aioredis.Redis, token: str | None, idle_timeout_s: int, *, refresh: bool = True
+) -> Session | None:
+    """The live session for a cookie token, its idle timer restarted; None if expired or unknown."""
+    if not token or len(token) > 200:
+        return None
+    key = session_key(token)
+    pipe = redis.pipeline(transaction=False)
+    pipe.hgetall(key)
+    if refresh:
+        pipe.expire(key, idle_timeout_s)
+    raw = _text((await pipe.execute())[0])
+    if not raw.get("user"):
+        return None
+    user = await get_user(redis, raw["user"])
+    if user is None:
+        await redis.delete(key)
+        return None
+    return Session(user=user.name, role=user.role, csrf_token=raw.get("csrf", ""),
+                   created_ms=int(raw.get("created_ms", 0)))
+
+
+async def session_exists(redis: aioredis.Redis, token: str | None) -> bool:
+    """Cheap check without refreshing the idle timer (used for websocket messages)."""
+    return bool(token) and len(token) <= 200 and bool(await redis.exists(session_key(token)))
+
+
+async def end_session(redis: aioredis.Redis, token: str | None) -> None:
+    if token and len(token) <= 200:
+        await redis.delete(session_key(token))

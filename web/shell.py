@@ -1,0 +1,76 @@
+"""The frame around every page: alarm banner, navigation, user, connection state, live store.
+
+The banner is filled in the browser by assets/live_render.js from the live
+store, which the persistent push loop (web/live_push.py) keeps current.
+"""
+from __future__ import annotations
+
+import dash
+from dash import ClientsideFunction, Input, clientside_callback, dcc, html
+
+from components.priority_indicator import priority_indicator
+from web.alarm_view import PRIORITIES
+from web.auth import current_session
+from web.live_push import LIVE_STORE_ID
+from web.runtime import current_runtime
+
+NAVIGATION = (("Overview", "/"), ("Trend", "/trend"), ("Alarms", "/alarms"))
+
+
+def alarm_counts() -> dcc.Link:
+    counts = [
+        html.Span([priority_indicator(p), html.Span("0", className="sl-alarm-count-n")],
+                  className="sl-alarm-count", **{"data-sl-priority": str(p), "data-count": "0"},
+                  title=f"unacknowledged priority {p} alarms")
+        for p in PRIORITIES
+    ]
+    newest = html.Span("No alarms", id="sl-newest-alarm", className="sl-newest-alarm")
+    return dcc.Link([html.Span(counts, className="sl-alarm-counts"), newest],
+                    href="/alarms", id="sl-alarm-summary", className="sl-alarm-summary")
+
+
+def user_box() -> html.Div:
+    session = current_session()
+    name, role = (session.user, session.role.value) if session else ("-", "")
+    return html.Div(
+        [
+            html.Span(name, className="sl-user-name", id="sl-user-name"),
+            html.Span(role, className="sl-user-role", id="sl-user-role"),
+            html.A("Log out", href="/logout", className="sl-logout"),
+        ],
+        className="sl-user",
+    )
+
+
+def banner(site_name: str) -> html.Header:
+    return html.Header(
+        [
+            html.Div([dcc.Link(site_name, href="/", className="sl-site-name")], className="sl-brand"),
+            html.Nav([dcc.Link(label, href=href, className="sl-nav-link") for label, href in NAVIGATION],
+                     className="sl-nav"),
+            alarm_counts(),
+            html.Div("CONNECTING…", id="sl-conn", className="sl-conn", role="status"),
+            user_box(),
+        ],
+        className="sl-banner",
+    )
+
+
+def root_layout() -> html.Div:
+    """Called per page load (Dash serves a function layout on every request)."""
+    config = current_runtime().config
+    return html.Div(
+        [
+            banner(config.site_name),
+            html.Div("NO DATA CONNECTION: the values below are not live", id="sl-conn-lost",
+                     className="sl-conn-lost", role="alert"),
+            html.Main(dash.page_container, className="sl-main"),
+            dcc.Store(id=LIVE_STORE_ID),
+        ],
+        className="sl-app",
+    )
+
+
+# Every live push goes straight to the DOM (see assets/live_render.js); no Dash output.
+clientside_callback(ClientsideFunction(namespace="stacklight", function_name="onLiveData"),
+                    Input(LIVE_STORE_ID, "data"))
