@@ -291,8 +291,9 @@ class ProcessModel:
             discharge_pressure_bar=self._discharge_bar,
             suction_pressure_bar=self._suction_bar,
             oil_temperature_degc=self._oil_degc,
-            compressor_current_a=self._compressor_a,
-            compressor_flow_nm3h=self._flow_nm3h,
+            # A stop command takes effect at once, between steps too: no current, no flow.
+            compressor_current_a=self._compressor_a if compressor.running else 0.0,
+            compressor_flow_nm3h=self._flow_nm3h if compressor.running else 0.0,
             site_power_kw=self._power_kw,
             water_flow_m3h=self._water_m3h,
         )

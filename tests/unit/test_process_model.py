@@ -185,6 +185,8 @@ def test_compressor_pressure_tracks_its_setpoint():
 def test_stopped_compressor_blows_down_and_draws_nothing():
     model = ProcessModel()
     model.set_compressor_running(False)
+    at_once = model.snapshot()
+    assert at_once.compressor_current_a == 0.0 and at_once.compressor_flow_nm3h == 0.0
     run(model, 60)
     snap = model.snapshot()
     assert snap.compressor_running is False
