@@ -18,7 +18,7 @@ import yaml
 from asyncua import Server, ua
 
 from simulator.opcua_points import NAMESPACE_URI
-from simulator.opcua_server import data_value
+from simulator.opcua_values import data_value
 
 _log = logging.getLogger(__name__)
 
@@ -58,13 +58,12 @@ def write_extra_tags_config(path: Path, count: int, source_name: str = "plant_op
 
 
 class ExtraTags:
-    def __init__(self, server: Server, namespace_index: int, count: int, rate_hz: float, seed: int = 4242):
+    def __init__(self, server: Server, count: int, rate_hz: float, seed: int = 4242):
         if count < 0 or count > 99_999:
             raise ValueError(f"extra tag count must be within 0..99999, got {count}")
         if not 0 < rate_hz <= 100:
             raise ValueError(f"extra tag rate must be within (0, 100] Hz, got {rate_hz}")
         self.server = server
-        self.namespace_index = namespace_index
         self.count = count
         self.period_s = 1.0 / rate_hz
         rng = random.Random(seed)
@@ -77,8 +76,7 @@ class ExtraTags:
         self.overruns = 0
         self.last_tick_s = 0.0
 
-    async def add_nodes(self) -> None:
-        idx = self.namespace_index
+    async def add_nodes(self, idx: int) -> None:
         root = await self.server.nodes.objects.add_folder(ua.NodeId(FOLDER, idx), ua.QualifiedName(FOLDER, idx))
         started = time.perf_counter()
         folder = root

@@ -116,7 +116,8 @@ class MqttUnit:
                 self.connected.clear()
                 failures += 1
                 level = logging.WARNING if failures == 1 else logging.DEBUG
-                _log.log(level, "MQTT unit has no connection to %s:%d (%s); retrying in %.1f s", self.host, self.port, exc, delay_s)
+                _log.log(level, "MQTT unit has no connection to %s:%d (%s); retrying in %.1f s",
+                         self.host, self.port, exc, delay_s)
             await asyncio.sleep(delay_s)
             delay_s = min(delay_s * 2, self.reconnect_max_delay_s)
 

@@ -12,64 +12,34 @@ from datetime import datetime, timezone
 from asyncua import Server, ua
 from asyncua.common.callback import CallbackType, ServerItemCallback
 
+from simulator.extra_tags import ExtraTags
 from simulator.opcua_points import DEMO_POINTS, ENDPOINT_PATH, NAMESPACE_URI, OpcUaPoint
+from simulator.opcua_values import VARIANT_TYPES, data_value, eu_information
 from simulator.process_model import ProcessModel
 
 _log = logging.getLogger(__name__)
 
-VARIANT_TYPES = {"float": ua.VariantType.Double, "bool": ua.VariantType.Boolean, "int": ua.VariantType.Int32}
-_CEFACT_URI = "http://www.opcfoundation.org/UA/units/un/cefact"
-# UNECE Recommendation 20 common codes of the units the demo uses.
-_UNECE_CODES = {"m": "MTR", "%": "P1", "m3/h": "MQH", "degC": "CEL", "bar": "BAR", "A": "AMP"}
 
 
 def endpoint_url(host: str, port: int) -> str:
     return f"opc.tcp://{host}:{port}{ENDPOINT_PATH}"
 
 
-def eu_information(unit: str) -> ua.EUInformation:
-    """EUInformation as OPC UA Part 8 encodes it: the UNECE code packed into an Int32, -1 if unknown."""
-    code = _UNECE_CODES.get(unit)
-    unit_id = -1
-    if code is not None:
-        unit_id = 0
-        for char in code:
-            unit_id = (unit_id << 8) | ord(char)
-    return ua.EUInformation(
-        NamespaceUri=_CEFACT_URI, UnitId=unit_id,
-        DisplayName=ua.LocalizedText(unit), Description=ua.LocalizedText(unit),
-    )
+class PlantOpcUaServer:
+    """`async with PlantOpcUaServer(model, port) as server:` then `await server.publish()` after each step.
 
-
-class SharedDataValue(ua.DataValue):
-    """A DataValue that asyncua's monitored items share instead of deep-copying.
-
-    asyncua deep-copies the value once per monitored item per change; at 10,000 changes/s
-    that copy was most of the server's CPU. Ours hold immutable scalars and are never
-    mutated after the write, so sharing them is safe.
+    With extra_tags > 0, `server.extra.run()` keeps the load-test variables changing.
     """
 
-    __slots__ = ()
-
-    def __deepcopy__(self, _memo: dict) -> SharedDataValue:
-        return self
-
-
-def data_value(value: float | bool | int, variant_type: ua.VariantType, now: datetime) -> ua.DataValue:
-    return SharedDataValue(ua.Variant(value, variant_type), SourceTimestamp=now, ServerTimestamp=now)
-
-
-class PlantOpcUaServer:
-    """`async with PlantOpcUaServer(model, port) as server:` then `await server.publish()` after each step."""
-
     def __init__(self, model: ProcessModel, port: int, host: str = "127.0.0.1",
-                 points: tuple[OpcUaPoint, ...] = DEMO_POINTS):
+                 points: tuple[OpcUaPoint, ...] = DEMO_POINTS, extra_tags: int = 0, extra_rate_hz: float = 1.0):
         self.model = model
         self.port = port
         self.endpoint = endpoint_url(host, port)
         self.points = points
         self.server = Server()
         self.namespace_index = 0
+        self.extra = ExtraTags(self.server, extra_tags, extra_rate_hz) if extra_tags else None
         self._node_ids: dict[str, ua.NodeId] = {}
         self._writable: dict[ua.NodeId, OpcUaPoint] = {}
         # The last value published per point: a publish writes only what differs.
@@ -91,6 +61,8 @@ class PlantOpcUaServer:
         server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
         self.namespace_index = await server.register_namespace(NAMESPACE_URI)
         await self._add_nodes()
+        if self.extra is not None:
+            await self.extra.add_nodes(self.namespace_index)  # before listening: clients find every tag
         server.subscribe_server_callback(CallbackType.PostWrite, self._on_client_write)
         await server.start()
         _log.info("OPC UA server listening on %s (namespace %s)", self.endpoint, NAMESPACE_URI)
@@ -111,7 +83,8 @@ class PlantOpcUaServer:
                     self.node_id(point.folder), ua.QualifiedName(point.folder, idx))
             value = point.value_fn(snapshot)
             variable = await folders[point.folder].add_variable(
-                self.node_id(point.name), ua.QualifiedName(point.browse_name, idx), value, VARIANT_TYPES[point.data_type])
+                self.node_id(point.name), ua.QualifiedName(point.browse_name, idx), value,
+                VARIANT_TYPES[point.data_type])
             if point.description:
                 await variable.write_attribute(
                     ua.AttributeIds.Description, ua.DataValue(ua.Variant(ua.LocalizedText(point.description))))
@@ -152,8 +125,11 @@ class PlantOpcUaServer:
             point = self._writable.get(item.NodeId)
             if point is None or item.AttributeId != ua.AttributeIds.Value or not status.is_good():
                 continue
-            value = item.Value.Value.Value if item.Value.Value is not None else None
+            written = item.Value
+            value = written.Value.Value if written.Value is not None else None
             try:
+                if written.StatusCode is not None and not written.StatusCode.is_good():
+                    raise ValueError(f"the written value has status {written.StatusCode.name}")
                 point.write_fn(self.model, value)
                 _log.info("client wrote %s = %r", point.name, value)
             except ValueError as exc:

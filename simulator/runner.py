@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from simulator.extra_tags import ExtraTags
 from simulator.mqtt_unit import MqttUnit
 from simulator.opcua_server import PlantOpcUaServer
 from simulator.process_model import ProcessModel
@@ -40,7 +39,6 @@ class RunningSimulator:
     model: ProcessModel
     opcua: PlantOpcUaServer | None = None
     mqtt: MqttUnit | None = None
-    extra: ExtraTags | None = None
     tasks: list[asyncio.Task] = field(default_factory=list)
 
 
@@ -63,14 +61,12 @@ async def running_simulator(options: SimulatorOptions) -> AsyncIterator[RunningS
     sim = RunningSimulator(model=ProcessModel(seed=options.seed))
     try:
         if options.opcua_port is not None:
-            opcua = PlantOpcUaServer(sim.model, options.opcua_port, options.opcua_host)
+            opcua = PlantOpcUaServer(sim.model, options.opcua_port, options.opcua_host,
+                                     extra_tags=options.extra_tags, extra_rate_hz=options.extra_rate_hz)
             await opcua.start()  # on failure asyncua has already cleaned up after itself
             sim.opcua = opcua
-            if options.extra_tags:
-                sim.extra = ExtraTags(sim.opcua.server, sim.opcua.namespace_index,
-                                      options.extra_tags, options.extra_rate_hz)
-                await sim.extra.add_nodes()
-                sim.tasks.append(asyncio.create_task(sim.extra.run(), name="extra-tags"))
+            if opcua.extra is not None:
+                sim.tasks.append(asyncio.create_task(opcua.extra.run(), name="extra-tags"))
         if options.mqtt_host is not None:
             sim.mqtt = MqttUnit(sim.model, options.mqtt_host, options.mqtt_port,
                                 state_interval_s=options.mqtt_state_interval_s,

@@ -152,6 +152,11 @@ async def test_writes_are_clamped_and_wrong_types_refused(opcua_client):
         await valve.write_value(ua.DataValue(ua.Variant(30, ua.VariantType.Int32)))
     assert refused.value.code == ua.StatusCodes.BadTypeMismatch
     assert await valve.read_value() == 100.0
+    # A value written with Bad quality is not a command: the plant keeps its valve where it was.
+    await valve.write_value(ua.DataValue(ua.Variant(10.0, ua.VariantType.Double),
+                                         StatusCode=ua.StatusCode(ua.StatusCodes.BadOutOfService)))
+    restored = await valve.read_data_value()
+    assert restored.Value.Value == 100.0 and restored.StatusCode.is_good()
     level = await resolve(opcua_client, ns + "T101.Level")
     with pytest.raises(ua.UaStatusCodeError):
         await level.write_value(ua.DataValue(ua.Variant(4.0, ua.VariantType.Double)))
