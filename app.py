@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from dash import Dash
+from fastapi import FastAPI
 
 from domain.config_loading import ConfigError, load_config, resolve_config_path
 from domain.config_model import PlantConfig
@@ -53,7 +54,8 @@ def create_app(config: PlantConfig, redis_url: str | None = None) -> Dash:
 
     app = Dash(
         __name__,
-        backend="fastapi",
+        # Our own FastAPI app: no public OpenAPI pages on a plant HMI.
+        server=FastAPI(title="Stacklight", docs_url=None, redoc_url=None, openapi_url=None),
         pages_folder="layouts",
         use_pages=True,
         title=config.site_name,

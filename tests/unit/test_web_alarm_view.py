@@ -1,0 +1,58 @@
+"""Alarm rows and the banner summary as the operator sees them."""
+from __future__ import annotations
+
+from domain.alarm_logic import AlarmRecord, AlarmState
+from tests.unit.web_plant import small_plant
+from web.alarm_actions import clean_ack_request, describe_ack_results, AckResult
+from web.alarm_view import alarm_summary, build_alarm_view, sort_shown_alarms
+
+PLANT = small_plant()
+
+
+def record(alarm_id: str, priority: int, state: AlarmState, activated_ms: int, tag: str = "T1.level",
+           value: float | None = 4.6) -> AlarmRecord:
+    return AlarmRecord(alarm_id=alarm_id, tag=tag, kind="high", priority=priority, message=f"{alarm_id} message",
+                       area="Tanks", state=state, condition_active=state is not AlarmState.RETURNED_UNACK,
+                       last_value=value, state_since_ms=activated_ms, activated_ms=activated_ms)
+
+
+RECORDS = [
+    record("a", 3, AlarmState.UNACK_ACTIVE, 1_000),
+    record("b", 1, AlarmState.ACK_ACTIVE, 500),
+    record("c", 3, AlarmState.RETURNED_UNACK, 3_000),
+    record("d", 1, AlarmState.UNACK_ACTIVE, 2_000, tag="M1.flow", value=1200.0),
+    record("e", 2, AlarmState.NORMAL, 9_000),
+]
+
+
+def test_shown_alarms_sort_by_priority_then_newest_first_and_normal_ones_are_hidden():
+    assert [r.alarm_id for r in sort_shown_alarms(RECORDS)] == ["d", "b", "c", "a"]
+
+
+def test_rows_say_the_state_in_words_with_the_value_and_unit():
+    rows = build_alarm_view(RECORDS, PLANT)["rows"]
+    by_id = {r["alarm_id"]: r for r in rows}
+    assert by_id["a"]["state_text"] == "UNACK ACTIVE" and by_id["a"]["unacked"]
+    assert by_id["b"]["state_text"] == "ACK ACTIVE" and not by_id["b"]["unacked"]
+    assert by_id["c"]["state_text"] == "RTN UNACK" and by_id["c"]["unacked"]
+    assert by_id["a"]["value"] == "4.60 m"
+    assert by_id["d"]["value"] == "1200 m3/h"
+    assert by_id["d"]["time_ms"] == 2_000
+
+
+def test_summary_counts_unacknowledged_per_priority_and_names_the_newest():
+    summary = alarm_summary(RECORDS)
+    assert summary["unack"] == {"1": 1, "2": 0, "3": 2, "4": 0}
+    assert summary["shown"] == 4
+    assert summary["newest"]["message"] == "c message"
+    assert summary["tags"]["T1.level"] == {"p": 1, "u": True}
+    assert alarm_summary([])["newest"] is None
+
+
+def test_acknowledge_requests_are_cleaned_and_results_described():
+    ids, comment = clean_ack_request(["x", "x", 3, "", "y" * 400, "z"], "  checked valve  ")
+    assert ids == ["x", "z"] and comment == "checked valve"
+    assert clean_ack_request("not a list", 5) == ([], None)
+    text = describe_ack_results([AckResult("x", True), AckResult("z", False, "nothing to acknowledge")])
+    assert text == "Acknowledged 1 alarm. REFUSED z: nothing to acknowledge"
+    assert describe_ack_results([]) == "Select one or more alarms first."

@@ -1,0 +1,30 @@
+"""A small plant for the web tests: one OPC UA and one MQTT source, a few kinds of tag."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from domain.config_loading import parse_config
+from domain.config_model import PlantConfig
+
+WEB_TEST_PLANT = """
+site_name: Web test plant
+sources:
+  opc: {kind: opcua, endpoint: "opc.tcp://127.0.0.1:1/x", security: {policy: None, mode: None},
+        write_timeout_s: WRITE_TIMEOUT}
+  mq: {kind: mqtt, write_timeout_s: WRITE_TIMEOUT}
+tags:
+  - {name: T1.level, source: opc, node_id: "ns=2;s=L", unit: m, description: Tank level, area: Tanks,
+     range: {low: 0, high: 5},
+     alarms: {high_high: {limit: 4.5, priority: 1}, low: {limit: 0.5, priority: 3}}}
+  - {name: T1.setpoint, source: opc, node_id: "ns=2;s=SP", unit: "%", description: Valve setpoint, area: Tanks,
+     range: {low: 0, high: 100}, writable: true, limits: {low: 10, high: 90}, max_step: 20, write_tolerance: 0.01}
+  - {name: P1.run, source: opc, node_id: "ns=2;s=R", data_type: bool, description: Pump run, area: Tanks,
+     writable: true}
+  - {name: C1.count, source: opc, node_id: "ns=2;s=C", data_type: int, unit: items, area: Packing}
+  - {name: M1.flow, source: mq, topic: plant/flow, unit: m3/h, area: Utilities, range: {low: 0, high: 1500},
+     max_age_s: 5}
+"""
+
+
+def small_plant(write_timeout_s: float = 0.5) -> PlantConfig:
+    return parse_config(WEB_TEST_PLANT.replace("WRITE_TIMEOUT", str(write_timeout_s)), Path("web_test_plant.yaml"))
