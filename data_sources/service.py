@@ -48,11 +48,8 @@ class DataSourceService:
         try:
             await _until_stop_or_crash(stop, tasks + [writer_task])
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            writer_task.cancel()
-            await asyncio.gather(writer_task, return_exceptions=True)
+            await cancel_and_wait(tasks)
+            await cancel_and_wait([writer_task])
             await self.writer.drain(DRAIN_TIMEOUT_S)
             log.info("data sources stopped; %d samples written to Redis", self.writer.stats.written)
 
@@ -73,6 +70,25 @@ class DataSourceService:
                     log.error("cannot publish source heartbeats to Redis: %s", exc)
                 failing = True
             await asyncio.sleep(HEARTBEAT_INTERVAL_S)
+
+
+async def cancel_and_wait(tasks: list[asyncio.Task], grace_s: float = 0.5, attempts: int = 20) -> None:
+    """Cancel the tasks and wait until they have ended, cancelling again when one ignored it.
+
+    Python 3.11's asyncio.wait_for (which redis-py calls on every send) swallows a
+    cancellation that arrives just as the awaited call completes; a second cancel
+    then lands at the task's next await.
+    """
+    for _ in range(attempts):
+        pending = [task for task in tasks if not task.done()]
+        if not pending:
+            return
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending, timeout=grace_s)
+    still_running = [task.get_name() for task in tasks if not task.done()]
+    if still_running:
+        log.error("tasks would not stop: %s", ", ".join(still_running))
 
 
 async def _until_stop_or_crash(stop: asyncio.Event, tasks: list[asyncio.Task]) -> None:

@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 
 from domain.tag_value import TagValue
 from tag_store import keys
+from data_sources.service import cancel_and_wait
 from tag_store.codec import decode_tag_value, tag_value_from_dict
 from tag_store.write_requests import WriteOutcome, WriteRequest, submit_write, wait_for_outcome
 
@@ -25,9 +26,7 @@ async def running(*coroutines: Awaitable[None]):
             if task.done() and not task.cancelled() and task.exception() is not None:
                 raise task.exception()
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)
 
 
 async def latest(redis: aioredis.Redis, tag: str) -> TagValue | None:
@@ -130,3 +129,11 @@ class BlackholeProxy:
             writer.write(data)
             await writer.drain()
         writer.close()
+
+
+async def wait_until(condition: Callable[[], bool], timeout_s: float = 5.0, what: str = "the condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout_s} s")
+        await asyncio.sleep(0.02)
