@@ -72,6 +72,9 @@ def create_app(config: PlantConfig, redis_url: str | None = None) -> Dash:
     app.server.include_router(login_router)
     app.server.include_router(api_router)
     app.server.add_middleware(auth.AuthMiddleware)
+    # Dash sets itself up (assets list, callbacks) on its first request to "/" or /_dash-*; when the
+    # first request is a page like /tag/X the index is served without our assets. Set up now.
+    app._setup_server()  # noqa: SLF001
     return app
 
 

@@ -25,9 +25,9 @@ GRID_THEME = """themeBalham.withParams({
 })"""
 
 COLUMNS = [
-    {"field": "priority", "headerName": "Pri", "cellRenderer": "PriorityIndicator", "width": 70,
-     "sort": "asc", "sortIndex": 0},
-    {"field": "time_ms", "headerName": "Time", "width": 110, "sort": "desc", "sortIndex": 1,
+    # Rows arrive sorted (priority, then newest first: web/alarm_view.py); the grid keeps that order.
+    {"field": "priority", "headerName": "Pri", "cellRenderer": "PriorityIndicator", "width": 70},
+    {"field": "time_ms", "headerName": "Time", "width": 110,
      "valueFormatter": {"function": "stacklightTime(params.value)"}},
     {"field": "tag", "headerName": "Tag", "cellRenderer": "TagLink", "width": 190},
     {"field": "message", "headerName": "Message", "flex": 2, "minWidth": 220},

@@ -1,0 +1,122 @@
+"""The operator's screens in headless Chromium: live values, bad data, lost connection, alarms, setpoints."""
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from playwright.sync_api import expect
+
+from alarm_engine.alarm_store import queue_record_writes
+from domain.alarm_logic import AlarmRecord, AlarmState
+from domain.quality import BAD_NO_COMMUNICATION
+
+pytestmark = pytest.mark.browser
+
+LIVE_S = 10_000  # ms Playwright waits for a live update to show
+
+
+def field(page, tag: str, name: str):
+    return page.locator(f'[data-sl-tag="{tag}"][data-sl-field="{name}"]').first
+
+
+def test_overview_shows_values_changing_live(logged_in_page, source_heartbeats):
+    page, feeder = logged_in_page, source_heartbeats
+    feeder.put("T101.level", 2.5)
+    expect(field(page, "T101.level", "value")).to_have_text("2.50", timeout=LIVE_S)
+    expect(field(page, "T101.level", "status")).to_have_text("Good")
+    expect(page.locator("#sl-conn")).to_have_text("LIVE")
+    feeder.put("T101.level", 3.75)
+    expect(field(page, "T101.level", "value")).to_have_text("3.75", timeout=LIVE_S)
+    feeder.put("P101.running", True)
+    expect(field(page, "P101.running", "value")).to_have_text("ON", timeout=LIVE_S)
+    expect(page.locator("#sl-user-name")).to_have_text("operator")
+
+
+def test_a_bad_tag_says_bad_keeps_its_last_value_and_is_hatched(logged_in_page, source_heartbeats):
+    page, feeder = logged_in_page, source_heartbeats
+    feeder.put("R201.pressure", 3.2)
+    expect(field(page, "R201.pressure", "value")).to_have_text("3.20", timeout=LIVE_S)
+    feeder.put("R201.pressure", 3.2, quality=BAD_NO_COMMUNICATION)
+    expect(field(page, "R201.pressure", "status")).to_have_text("BAD: BadNoCommunication", timeout=LIVE_S)
+    expect(field(page, "R201.pressure", "row")).to_have_attribute("data-f", "bad")
+    expect(field(page, "R201.pressure", "value")).to_have_text("3.20")
+    expect(field(page, "CV301.item_count", "status")).to_have_text("NO DATA")
+
+
+def test_values_go_stale_when_their_source_stops_beating(logged_in_page, tag_feeder):
+    page = logged_in_page
+    tag_feeder.put("U501.power", 812.0)  # no heartbeat from utility_mqtt at all
+    expect(field(page, "U501.power", "value")).to_have_text("812", timeout=LIVE_S)
+    expect(field(page, "U501.power", "status")).to_have_text("STALE")
+    expect(field(page, "U501.power", "row")).to_have_attribute("data-f", "stale")
+
+
+def test_losing_redis_shows_no_data_connection_and_recovers(logged_in_page, source_heartbeats, redis_server):
+    page, feeder = logged_in_page, source_heartbeats
+    feeder.put("T101.inflow", 12.0)
+    expect(field(page, "T101.inflow", "status")).to_have_text("Good", timeout=LIVE_S)
+    redis_server.stop()
+    expect(page.locator("#sl-conn")).to_have_text("NO DATA CONNECTION", timeout=15_000)
+    expect(page.locator("#sl-conn-lost")).to_be_visible()
+    expect(field(page, "T101.inflow", "status")).to_have_text("STALE")
+    expect(field(page, "T101.inflow", "value")).to_have_text("12.0")
+    redis_server.start()
+    expect(page.locator("#sl-conn")).to_have_text("LIVE", timeout=30_000)
+    expect(field(page, "T101.inflow", "status")).to_have_text("Good", timeout=LIVE_S)
+
+
+def test_alarms_show_in_the_banner_and_the_list_with_shape_and_flashing(logged_in_page, tag_feeder):
+    page, now = logged_in_page, int(time.time() * 1000)
+    records = [
+        AlarmRecord("R201.temperature:high_high", "R201.temperature", "high_high", 1, "Reactor too hot", "Reactor",
+                    AlarmState.UNACK_ACTIVE, True, last_value=112.0, state_since_ms=now, activated_ms=now),
+        AlarmRecord("T101.level:low", "T101.level", "low", 3, "Tank low", "Tank farm", AlarmState.ACK_ACTIVE,
+                    True, last_value=0.7, state_since_ms=now - 60_000, activated_ms=now - 60_000),
+    ]
+
+    async def store():
+        pipe = tag_feeder.redis.pipeline()
+        queue_record_writes(pipe, records, [])
+        await pipe.execute()
+
+    tag_feeder.call(store())
+    expect(page.locator('.sl-alarm-count[data-sl-priority="1"]')).to_have_attribute("data-count", "1", timeout=LIVE_S)
+    expect(page.locator('.sl-alarm-count[data-sl-priority="3"]')).to_have_attribute("data-count", "0")
+    expect(page.locator("#sl-newest-alarm")).to_have_text("Reactor too hot (UNACK ACTIVE)")
+    expect(field(page, "R201.temperature", "alarm").locator(".sl-prio-1.sl-unack")).to_have_count(1)
+    page.click("#sl-alarm-summary")
+    expect(page).to_have_url(re.compile(r"/alarms$"))
+    unacked = page.locator('.ag-row[row-id="R201.temperature:high_high"]').first
+    expect(unacked).to_have_class(re.compile(r"sl-alarm-unack"), timeout=LIVE_S)
+    expect(unacked).to_contain_text("UNACK ACTIVE")
+    expect(unacked.locator(".sl-prio-1")).to_have_text("1")
+    acked = page.locator('.ag-row[row-id="T101.level:low"]').first
+    expect(acked).to_contain_text("ACK ACTIVE")
+    expect(acked).not_to_have_class(re.compile(r"sl-alarm-unack"))
+
+
+def test_setpoint_entry_refuses_bad_values_and_confirms_old_to_new(login, source_heartbeats):
+    source_heartbeats.put("R201.temperature_setpoint", 60.0)
+    page = login("operator", "/tag/R201.temperature_setpoint")
+    expect(field(page, "R201.temperature_setpoint", "value")).to_have_text("60.0", timeout=LIVE_S)
+    entry, status = page.locator(".sl-setpoint input"), page.locator(".sl-write-status")
+    entry.fill("200")
+    page.click("text=Write…")
+    expect(status).to_have_text("REFUSED: 200 is outside the operator limits 20 .. 95 degC")
+    entry.fill("nan")
+    page.click("text=Write…")
+    expect(status).to_contain_text("REFUSED: the value must be a finite number")
+    entry.fill("70")
+    page.click("text=Write…")
+    expect(page.locator(".sl-confirm-question")).to_have_text("R201.temperature_setpoint: 60.0 degC -> 70.0 degC")
+    page.click(".sl-confirm button:has-text('Cancel')")
+    expect(status).to_have_text("Cancelled: nothing was sent.")
+    expect(page.locator(".sl-confirm")).to_be_hidden()
+
+
+def test_a_viewer_gets_no_setpoint_controls(login):
+    page = login("viewer", "/tag/R201.temperature_setpoint")
+    expect(page.locator(".sl-page-title")).to_have_text("R201.temperature_setpoint")
+    expect(page.get_by_text("Changing this value needs the operator role.")).to_be_visible()
+    expect(page.locator(".sl-setpoint")).to_have_count(0)

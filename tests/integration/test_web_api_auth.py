@@ -1,0 +1,184 @@
+"""The web app as a process against a real Redis: login, API, CSRF, and server-side role checks."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+import requests
+
+from domain.quality import BAD_NO_COMMUNICATION
+from tag_store import keys
+from tag_store.write_requests import WriteOutcome, WriteStatus, answer_write
+from tests.browser.web_app_process import TagFeeder, WebAppProcess, login_session
+from tests.unit.web_plant import WEB_TEST_PLANT
+from web.audit import read_audit
+from web.users import ensure_demo_users
+
+
+@pytest.fixture
+def feeder(redis_server):
+    feeder = TagFeeder(redis_server.url)
+    feeder.call(ensure_demo_users(feeder.redis))
+    feeder.keep_sources_alive(["opc", "mq"])
+    yield feeder
+    feeder.close()
+
+
+@pytest.fixture
+def web_app(redis_server, tmp_path, feeder):
+    plant = tmp_path / "plant.yaml"
+    plant.write_text(WEB_TEST_PLANT.replace("WRITE_TIMEOUT", "1"))
+    app = WebAppProcess(plant, redis_server.url, tmp_path / "web").start()
+    yield app
+    app.stop()
+
+
+def eventually(check, timeout_s: float = 10.0):
+    """check() until it stops failing its asserts; its result."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def api_value(session: requests.Session, base_url: str, tag: str):
+    return session.get(f"{base_url}/api/tags/{tag}", timeout=10).json()["value"]
+
+
+def value_becomes(session: requests.Session, base_url: str, tag: str, expected) -> None:
+    def check():
+        assert api_value(session, base_url, tag) == expected
+    eventually(check)
+
+
+def test_everything_but_login_assets_and_health_needs_a_session(web_app):
+    get = lambda path: requests.get(web_app.url + path, allow_redirects=False, timeout=10)  # noqa: E731
+    assert get("/api/tags").status_code == 401
+    assert get("/api/tags").json()["error"] == "not logged in"
+    page = get("/tag/T1.level")
+    assert page.status_code == 303 and page.headers["location"] == "/login?next=%2Ftag%2FT1.level"
+    assert get("/").headers["location"] == "/login?next=%2F"
+    assert get("/_dash-layout").status_code == 401
+    assert get("/_dash-dependencies").status_code == 401
+    assert requests.post(web_app.url + "/_dash-update-component", json={}, timeout=10).status_code == 401
+    assert "Web test plant" in get("/login").text
+    assert get("/assets/stacklight.css").status_code == 200
+    assert get("/health").status_code == 200
+    assert get("/docs").status_code == 303  # no OpenAPI pages: it is just an unknown page
+
+
+def test_api_serves_values_quality_and_freshness_after_login(web_app, feeder):
+    feeder.put("T1.level", 2.5)
+    feeder.put("M1.flow", 120.0, quality=BAD_NO_COMMUNICATION)
+    session = login_session(web_app.url, "viewer", "viewer")
+
+    def values_arrived():
+        tags = {t["name"]: t for t in session.get(web_app.url + "/api/tags", timeout=10).json()}
+        assert tags["T1.level"]["value"] == 2.5
+        assert tags["M1.flow"]["freshness"] == "bad"
+        return tags
+
+    tags = eventually(values_arrived)
+    level = tags["T1.level"]
+    assert level["quality"] == {"code": 0, "name": "Good", "family": "Good"}
+    assert level["freshness"] == "live" and level["unit"] == "m" and level["area"] == "Tanks"
+    assert level["source_time"].endswith("Z") and level["receive_time"].endswith("Z")
+    assert level["source_time_is_receive_time"] is False and level["writable"] is False
+    assert tags["M1.flow"]["quality"] == {"code": 0x80310000, "name": "BadNoCommunication", "family": "Bad"}
+    assert tags["C1.count"]["freshness"] == "no_data" and tags["C1.count"]["value"] is None
+    assert tags["T1.setpoint"]["writable"] is True
+    assert api_value(session, web_app.url, "T1.level") == 2.5
+    assert session.get(web_app.url + "/api/tags/nope", timeout=10).status_code == 404
+    assert session.get(web_app.url + "/api/session", timeout=10).json() == {"user": "viewer", "role": "viewer"}
+
+    feeder.put("T1.level", 3.0)
+    value_becomes(session, web_app.url, "T1.level", 3.0)
+
+
+def test_a_wrong_password_is_refused_and_audited_and_logout_ends_the_session(web_app, feeder):
+    refused = requests.post(web_app.url + "/login", data={"username": "operator", "password": "guess"},
+                            allow_redirects=False, timeout=10)
+    assert refused.status_code == 401 and "Wrong user name or password" in refused.text
+    session = login_session(web_app.url, "operator", "operator")
+    assert session.get(web_app.url + "/api/session", timeout=10).status_code == 200
+    assert session.get(web_app.url + "/logout", allow_redirects=False, timeout=10).status_code == 303
+    assert session.get(web_app.url + "/api/session", timeout=10).status_code == 401
+    actions = [(e["action"], e["user"]) for e in feeder.call(read_audit(feeder.redis, 3))]
+    assert actions == [("logout", "operator"), ("login", "operator"), ("login_failed", "operator")]
+
+
+def test_state_changing_requests_need_the_csrf_token_and_our_origin(web_app):
+    session = login_session(web_app.url, "operator", "operator")
+    no_token = requests.post(web_app.url + "/_dash-update-component", json={}, cookies=session.cookies, timeout=10)
+    assert no_token.status_code == 403
+    foreign = session.post(web_app.url + "/_dash-update-component", json={}, timeout=10,
+                           headers={"Origin": "http://evil.example"})
+    assert foreign.status_code == 403
+
+
+def forged_confirm_write(session: requests.Session, base_url: str, tag: str, value) -> requests.Response:
+    """POST the setpoint entry's confirm callback directly, as a hand-made request would."""
+    deps = session.get(base_url + "/_dash-dependencies", timeout=10).json()
+    spec = next(d for d in deps
+                if any('"subcomponent":"confirm"' in i["id"] for i in d["inputs"]) and d["state"])
+
+    def concrete(pattern_text: str) -> dict:
+        return {k: ("forged" if v == ["MATCH"] else v) for k, v in json.loads(pattern_text).items()}
+
+    outputs = []
+    for part in spec["output"].strip(".").split("..."):
+        id_text, prop = part.rsplit(".", 1)
+        outputs.append({"id": concrete(id_text), "property": prop.split("@")[0]})
+    trigger = concrete(spec["inputs"][0]["id"])
+    body = {
+        "output": spec["output"], "outputs": outputs,
+        "inputs": [{"id": trigger, "property": "n_clicks", "value": 1}],
+        "changedPropIds": [json.dumps(trigger, separators=(",", ":"), sort_keys=True) + ".n_clicks"],
+        "state": [{"id": concrete(spec["state"][0]["id"]), "property": "data", "value": {"tag": tag, "value": value}}],
+    }
+    return session.post(base_url + "/_dash-update-component", json=body, timeout=30)
+
+
+def test_a_viewers_forged_setpoint_write_is_refused_and_nothing_is_sent(web_app, feeder):
+    feeder.put("T1.setpoint", 50.0)
+    viewer = login_session(web_app.url, "viewer", "viewer")
+    response = forged_confirm_write(viewer, web_app.url, "T1.setpoint", 55.0)
+    assert response.status_code == 200
+    assert "REFUSED: your role (viewer) may not write a setpoint" in response.text
+    assert feeder.call(feeder.redis.xlen(keys.write_requests("opc"))) == 0
+    audit = feeder.call(read_audit(feeder.redis, 1))[0]
+    assert (audit["user"], audit["action"], audit["result"]) == ("viewer", "write", "refused")
+
+
+def test_an_operators_setpoint_write_goes_to_the_data_source_and_its_answer_comes_back(web_app, feeder):
+    feeder.put("T1.setpoint", 50.0)
+    operator = login_session(web_app.url, "operator", "operator")
+    value_becomes(operator, web_app.url, "T1.setpoint", 50.0)
+
+    def data_source():
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            entries = feeder.call(feeder.redis.xrange(keys.write_requests("opc")))
+            if entries:
+                request = json.loads(entries[0][1][b"r"])
+                feeder.call(answer_write(feeder.redis, WriteOutcome(
+                    request["request_id"], request["tag"], WriteStatus.DONE, "", readback=request["value"])))
+                return
+            time.sleep(0.05)
+
+    responder = threading.Thread(target=data_source)
+    responder.start()
+    response = forged_confirm_write(operator, web_app.url, "T1.setpoint", 55.0)
+    responder.join()
+    assert "DONE: T1.setpoint = 55.0 %" in response.text
+    request = json.loads(feeder.call(feeder.redis.xrange(keys.write_requests("opc")))[0][1][b"r"])
+    assert (request["tag"], request["value"], request["user"]) == ("T1.setpoint", 55.0, "operator")
+    out_of_limits = forged_confirm_write(operator, web_app.url, "T1.setpoint", 500.0)
+    assert "REFUSED: 500 is outside the operator limits" in out_of_limits.text
+    assert feeder.call(feeder.redis.xlen(keys.write_requests("opc"))) == 1
