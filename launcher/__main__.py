@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def prepare_users(redis_url: str, demo: bool) -> list[tuple[str, str, str]]:
+def prepare_users(redis_url: str, demo: bool) -> list:
     """In demo mode, the demo accounts (printed at start); otherwise nothing is created."""
     if not demo:
         return []
@@ -121,7 +121,7 @@ def prepare_users(redis_url: str, demo: bool) -> list[tuple[str, str, str]]:
 
     from web.users import ensure_demo_users  # noqa: PLC0415
 
-    async def create() -> list[tuple[str, str, str]]:
+    async def create() -> list:
         client = aioredis.Redis.from_url(redis_url)
         try:
             return await ensure_demo_users(client)
@@ -131,11 +131,11 @@ def prepare_users(redis_url: str, demo: bool) -> list[tuple[str, str, str]]:
     return asyncio.run(create())
 
 
-def print_welcome(host: str, port: int, accounts: list[tuple[str, str, str]]) -> None:
+def print_welcome(host: str, port: int, accounts: list) -> None:
     lines = ["", "=" * 64, f"  Stacklight is running:  http://{host}:{port}", ""]
     if accounts:
         lines.append("  Demo accounts (demo mode only), user / password / role:")
-        lines += [f"    {user:<10} {password:<10} {role}" for user, password, role in accounts]
+        lines += [f"    {a.name:<10} {a.password:<10} {a.role}" for a in accounts]
     else:
         lines.append("  Log in with a user made by: python -m web.users add NAME --role operator")
     lines += ["", "  Press Ctrl-C to stop everything.", "=" * 64, ""]
