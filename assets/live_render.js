@@ -19,7 +19,7 @@
   var state = {
     data: null, epoch: null, drawnVersion: new Map(), alarmsKey: null, alarmRowsKey: null,
     index: new Map(), indexDirty: true, lastPushMs: 0, startedMs: Date.now(), clockOffsetMs: 0,
-    disconnected: false, connectedSinceMs: 0, probing: false, ownRelayout: false
+    disconnected: false, connectedSinceMs: 0, probing: false
   };
   window.stacklight = state;
 
@@ -53,8 +53,76 @@
     return entry;
   }
 
+  // ---- tag tables: built here from their row model (components/tag_table.py) ---------
+  function element(tagName, className, attrs, text) {
+    var el = document.createElement(tagName);
+    if (className) { el.className = className; }
+    Object.keys(attrs || {}).forEach(function (k) { el.setAttribute(k, attrs[k]); });
+    if (text !== undefined) { el.textContent = text; }
+    return el;
+  }
+  function liveSpan(tag, field, extraClass, text) {
+    return element('span', 'sl-live sl-live-' + field + (extraClass ? ' ' + extraClass : ''),
+                   {'data-sl-tag': tag, 'data-sl-field': field}, text || '');
+  }
+  function buildRow(row) {
+    var tr = element('tr', 'sl-tag-row', {'data-sl-tag': row.tag, 'data-sl-field': 'row'});
+    var cells = [
+      [liveSpan(row.tag, 'alarm')],
+      [element('a', 'sl-tag-link', {href: row.href, 'data-sl-nav': ''}, row.tag)],
+      [document.createTextNode(row.description)],
+      [liveSpan(row.tag, 'value', '', '…'), element('span', 'sl-unit', {}, row.unit)],
+      [],
+      [liveSpan(row.tag, 'status')],
+      [liveSpan(row.tag, 'age')]
+    ];
+    if (row.range) {
+      var bar = element('div', 'sl-bar', {'data-sl-tag': row.tag, 'data-sl-field': 'bar', 'data-lo': row.range[0],
+                                          'data-hi': row.range[1], title: row.range[0] + ' .. ' + row.range[1] + ' ' + row.unit});
+      bar.appendChild(element('div', 'sl-bar-fill'));
+      row.marks.forEach(function (m) {
+        var tick = element('span', 'sl-bar-tick', {title: m[0]});
+        tick.style.left = m[1] + '%';
+        bar.appendChild(tick);
+      });
+      cells[4].push(bar);
+    }
+    var classes = ['sl-cell-alarm', 'sl-cell-name', 'sl-cell-description', 'sl-cell-value', 'sl-cell-bar',
+                   'sl-cell-status', 'sl-cell-age'];
+    cells.forEach(function (content, i) {
+      var td = element('td', classes[i]);
+      content.forEach(function (c) { td.appendChild(c); });
+      tr.appendChild(td);
+    });
+    return tr;
+  }
+  function buildTagTables() {
+    document.querySelectorAll('[data-sl-rows]').forEach(function (host) {
+      if (host.slBuilt) { return; }
+      host.slBuilt = true;
+      var model = JSON.parse(host.getAttribute('data-sl-rows'));
+      var table = element('table', 'sl-tag-table');
+      var head = element('tr');
+      model.columns.forEach(function (c, i) { head.appendChild(element('th', 'sl-col-' + i, {}, c)); });
+      table.appendChild(element('thead')).appendChild(head);
+      var body = table.appendChild(element('tbody'));
+      model.rows.forEach(function (row) { body.appendChild(buildRow(row)); });
+      host.appendChild(table);
+    });
+  }
+  // Links drawn here navigate inside the Dash app, like dcc.Link (no page reload).
+  document.addEventListener('click', function (event) {
+    var link = event.target.closest && event.target.closest('a[data-sl-nav]');
+    if (!link || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) { return; }
+    event.preventDefault();
+    window.history.pushState({}, '', link.getAttribute('href'));
+    window.dispatchEvent(new CustomEvent('_dashprivate_pushstate'));
+    window.scrollTo(0, 0);
+  });
+
   // ---- DOM index ---------------------------------------------------------------------
   function reindex() {
+    buildTagTables();
     state.index = new Map();
     document.querySelectorAll('[data-sl-tag]').forEach(function (el) {
       var tag = el.getAttribute('data-sl-tag');
@@ -67,7 +135,7 @@
   var observer = new MutationObserver(function (mutations) {
     for (var i = 0; i < mutations.length; i++) {
       var m = mutations[i];
-      if (m.target.closest && m.target.closest('[data-sl-field]')) { continue; }
+      if (m.target.closest && m.target.closest('[data-sl-field], [data-sl-rows]')) { continue; }
       for (var j = 0; j < m.addedNodes.length; j++) {
         if (m.addedNodes[j].nodeType === 1) { scheduleFullDraw(); return; }
       }
@@ -82,27 +150,39 @@
   }
 
   // ---- drawing -----------------------------------------------------------------------
+  // Writes only what differs, and text through the existing text node (a characterData change,
+  // which the page observer ignores), so a thousand cells a tick stay cheap.
+  function setText(el, text) {
+    if (el.slText === text) { return; }
+    el.slText = text;
+    var node = el.firstChild;
+    if (node && node.nodeType === 3 && !node.nextSibling) { node.nodeValue = text; } else { el.textContent = text; }
+  }
+  function setAttr(el, name, value) {
+    if (el.getAttribute(name) !== value) { el.setAttribute(name, value); }
+  }
   function drawField(el, field, e, tag) {
-    el.setAttribute('data-f', e.f);
+    setAttr(el, 'data-f', e.f);
     if (field === 'value') {
-      el.textContent = (e.d === '' || e.d === null || e.d === undefined) ? '—' : e.d;
+      setText(el, (e.d === '' || e.d === null || e.d === undefined) ? '—' : e.d);
     } else if (field === 'status') {
-      el.textContent = e.s;
+      setText(el, e.s);
     } else if (field === 'age') {
-      el.textContent = ageText(e.rt);
+      setText(el, ageText(e.rt));
     } else if (field === 'bar') {
       var pct = percentOf(e.v, Number(el.getAttribute('data-lo')), Number(el.getAttribute('data-hi')));
-      var fill = el.querySelector('.sl-bar-fill');
-      if (fill) { fill.style.width = (pct === null ? 0 : pct) + '%'; }
+      var width = (pct === null ? 0 : pct.toFixed(1)) + '%';
+      var fill = el.slFill || (el.slFill = el.querySelector('.sl-bar-fill'));
+      if (fill && fill.slWidth !== width) { fill.slWidth = width; fill.style.width = width; }
     } else if (field === 'marker') {
       var track = el.parentElement;
       var p = percentOf(e.v, Number(track.getAttribute('data-lo')), Number(track.getAttribute('data-hi')));
       el.style.left = (p === null ? 0 : p) + '%';
       el.hidden = (p === null);
     } else if (field === 'time') {
-      el.textContent = e.ts ? new Date(e.ts).toLocaleString() + (e.tsr ? ' (receive time: the device sent none)' : '') : '';
+      setText(el, e.ts ? new Date(e.ts).toLocaleString() + (e.tsr ? ' (receive time: the device sent none)' : '') : '');
     } else if (field === 'quality') {
-      el.textContent = qualityText(e);
+      setText(el, qualityText(e));
     } else if (field === 'alarm') {
       drawAlarmField(el, tag);
     }
@@ -220,17 +300,15 @@
     if (!gd.slHooked) {
       gd.slHooked = true;
       gd.slFollow = true;
+      // A zoom or pan by the user (xaxis.range[0]/[1]) stops following; a double-click (autorange) resumes.
+      // Our own moves set 'xaxis.range' as a whole and change nothing here.
       gd.on('plotly_relayout', function (ev) {
-        if (state.ownRelayout) { return; }
-        if (ev['xaxis.autorange']) { gd.slFollow = true; } else if (ev['xaxis.range[0]'] !== undefined || ev['xaxis.range']) { gd.slFollow = false; }
+        if (ev['xaxis.autorange']) { gd.slFollow = true; } else if (ev['xaxis.range[0]'] !== undefined) { gd.slFollow = false; }
       });
     }
     if (!gd.slFollow) { return; }
     var now = Date.now() + state.clockOffsetMs, offset = gd.layout.meta.utc_offset_min || 0;
-    state.ownRelayout = true;
-    try {
-      window.Plotly.relayout(gd, {'xaxis.range': [localTimeText(now - gd.layout.meta.window_ms, offset), localTimeText(now, offset)]});
-    } finally { state.ownRelayout = false; }
+    window.Plotly.relayout(gd, {'xaxis.range': [localTimeText(now - gd.layout.meta.window_ms, offset), localTimeText(now, offset)]});
   }
 
   // ---- once a second: ages, link watchdog, recovery ----------------------------------
@@ -257,7 +335,7 @@
     drawConnection();
     document.querySelectorAll('[data-sl-field="age"]').forEach(function (el) {
       var e = state.data && state.data.values ? state.data.values[el.getAttribute('data-sl-tag')] : null;
-      el.textContent = e ? ageText(e.rt) : '';
+      setText(el, e ? ageText(e.rt) : '');
     });
     followTrend();
     if (silentMs > probeDelayMs() && !state.probing && now - (state.lastProbeMs || 0) > FIRST_PROBE_AFTER_MS) {

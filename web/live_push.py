@@ -90,6 +90,8 @@ async def push_live_values() -> None:
     runtime = await current_runtime().ensure_started()
     interval_s = 1.0 / runtime.config.web.push_rate_hz
     cursor = PushCursor()
+    loop = asyncio.get_running_loop()
+    next_tick = loop.time()
     while websocket is not None and not websocket.is_shutdown:
         now_ms = int(time.time() * 1000)
         runtime.board.refresh(now_ms)
@@ -97,4 +99,6 @@ async def push_live_values() -> None:
             message = cursor.next_message(runtime.board, runtime.alarm_cache, now_ms)
             if message is not None:
                 set_props(LIVE_STORE_ID, {"data": as_store_update(message)})
-        await asyncio.sleep(interval_s)
+        # Fixed rate: the work of this tick counts against the interval; never faster than push_rate_hz.
+        next_tick = max(next_tick + interval_s, loop.time())
+        await asyncio.sleep(next_tick - loop.time())

@@ -21,6 +21,9 @@ from web.live_board import LiveBoard
 log = logging.getLogger(__name__)
 
 INITIAL_SNAPSHOT_WAIT_S = 3.0
+# redis-py 8 times reads out after 5 s by default, shorter than our blocking waits for
+# write and acknowledge answers; allow the longest of those plus a margin.
+BLOCKING_READ_MARGIN_S = 10.0
 
 
 class WebRuntime:
@@ -68,7 +71,11 @@ class WebRuntime:
         return self
 
     async def _start(self) -> None:
-        self._redis = aioredis.Redis.from_url(self.redis_url, socket_connect_timeout=2, health_check_interval=10)
+        longest_wait_s = max((s.write_timeout_s for s in self.config.sources.values()), default=5.0)
+        self._redis = aioredis.Redis.from_url(
+            self.redis_url, socket_connect_timeout=2, socket_timeout=longest_wait_s + BLOCKING_READ_MARGIN_S,
+            health_check_interval=10,
+        )
         self._live_cache = LiveCache(self._redis, list(self.config.sources))
         self._alarm_cache = AlarmCache(self._redis, self.config)
         self._board = LiveBoard(self.config, self._live_cache)

@@ -120,3 +120,18 @@ def test_a_viewer_gets_no_setpoint_controls(login):
     expect(page.locator(".sl-page-title")).to_have_text("R201.temperature_setpoint")
     expect(page.get_by_text("Changing this value needs the operator role.")).to_be_visible()
     expect(page.locator(".sl-setpoint")).to_have_count(0)
+
+
+def test_trend_draws_history_and_extends_it_live(login, source_heartbeats):
+    for value in (1.0, 1.5, 2.0):
+        source_heartbeats.put("T101.level", value)
+    page = login("operator", "/trend?tags=T101.level&window=5")
+    points = "() => { const gd = document.querySelector('.sl-trend-graph .js-plotly-plot');" \
+             " return gd && gd.data && gd.data.length ? gd.data[0].y.slice() : null; }"
+    page.wait_for_function(f"({points})() && ({points})().length >= 3", timeout=LIVE_S)
+    source_heartbeats.put("T101.level", 4.25)
+    page.wait_for_function(f"({points})().includes(4.25)", timeout=LIVE_S)
+    source_heartbeats.put("T101.level", 3.0, quality=BAD_NO_COMMUNICATION)
+    page.wait_for_function(f"({points})().slice(-1)[0] === null", timeout=LIVE_S)  # a Bad sample is a gap
+    assert page.evaluate(points)[:3] == [1.0, 1.5, 2.0]
+    assert page.url.endswith("/trend?tags=T101.level&window=5")

@@ -1,6 +1,7 @@
 """Page building blocks render the hooks the live script needs, and the app wires every page."""
 from __future__ import annotations
 
+import json
 import sys
 
 import pytest
@@ -9,7 +10,7 @@ from components.limit_bar import limit_bar
 from components.live_fields import live_attrs
 from components.priority_indicator import priority_indicator
 from components.setpoint_entry import SetpointEntry
-from components.tag_table import TagTable, faceplate_href
+from components.tag_table import TagTable, faceplate_href, tag_row_model
 from tests.unit.web_plant import small_plant
 
 PLANT = small_plant()
@@ -28,12 +29,17 @@ def live_fields_of(component) -> set[tuple[str, str]]:
             for c in walk(component) if getattr(c, "data-sl-field", None)}
 
 
-def test_tag_table_has_a_row_per_tag_with_every_live_field_and_a_faceplate_link():
+def test_tag_table_is_one_component_carrying_its_row_model():
     table = TagTable(PLANT.tags[:2], title="Tanks", aio_id="t")
-    fields = live_fields_of(table)
-    for field in ("row", "alarm", "value", "bar", "status", "age"):
-        assert ("T1.level", field) in fields
-    assert any(getattr(c, "href", None) == "/tag/T1.level" for c in walk(table))
+    host = next(c for c in walk(table) if getattr(c, "data-sl-rows", None))
+    assert host.id == {"component": "TagTable", "subcomponent": "table", "aio_id": "t"}
+    model = json.loads(getattr(host, "data-sl-rows"))
+    assert model["columns"][1] == "Tag" and len(model["rows"]) == 2
+    assert model["rows"][0] == tag_row_model(PLANT.tag("T1.level")) == {
+        "tag": "T1.level", "href": "/tag/T1.level", "description": "Tank level", "unit": "m", "range": [0.0, 5.0],
+        "marks": [["HH 4.5 m", 90.0], ["L 0.5 m", 10.0]],
+    }
+    assert tag_row_model(PLANT.tag("P1.run"))["range"] is None
     assert faceplate_href("a b/c") == "/tag/a%20b%2Fc"
     with pytest.raises(ValueError):
         live_attrs("T1.level", "colour")
@@ -69,7 +75,7 @@ def app():
 
 def test_the_app_builds_every_page(app):
     overview = sys.modules["layouts.overview"].layout()
-    assert ("M1.flow", "value") in live_fields_of(overview)
+    assert '"tag":"M1.flow"' in str(overview)
     faceplate = sys.modules["layouts.faceplate"].layout(name="T1.setpoint")
     assert "needs the operator role" in str(faceplate)  # no session here: the controls are not offered
     assert "Unknown tag" in str(sys.modules["layouts.faceplate"].layout(name="nope"))
