@@ -7,6 +7,7 @@
  * components/live_fields.py); they are indexed whenever the page changes and
  * drawn at once from the merged state. Without a push for STALE_AFTER_MS (or
  * when the server reports Redis lost) every value is shown stale.
+ * Helpers: live_tables.js builds the tag tables, live_trend.js extends the trend.
  */
 (function () {
   'use strict';
@@ -14,7 +15,6 @@
   var STALE_AFTER_MS = 3000;
   var FIRST_PROBE_AFTER_MS = 15000;
   var MAX_PROBE_DELAY_MS = 300000;
-  var TREND_MAX_POINTS = 20000;
 
   var state = {
     data: null, epoch: null, drawnVersion: new Map(), alarmsKey: null, alarmRowsKey: null,
@@ -42,9 +42,6 @@
     if (e.q === null || e.q === undefined) { return ''; }
     return e.qn + ' (0x' + (e.q >>> 0).toString(16).toUpperCase().padStart(8, '0') + ')';
   }
-  function localTimeText(ms, offsetMin) {
-    return new Date(ms + offsetMin * 60000).toISOString().replace('T', ' ').slice(0, 23);
-  }
   function effective(entry) {
     if (!entry) { return {f: 'no_data', s: 'NO DATA', d: '', v: null}; }
     if (state.disconnected && (entry.f === 'live' || entry.f === 'uncertain')) {
@@ -53,76 +50,9 @@
     return entry;
   }
 
-  // ---- tag tables: built here from their row model (components/tag_table.py) ---------
-  function element(tagName, className, attrs, text) {
-    var el = document.createElement(tagName);
-    if (className) { el.className = className; }
-    Object.keys(attrs || {}).forEach(function (k) { el.setAttribute(k, attrs[k]); });
-    if (text !== undefined) { el.textContent = text; }
-    return el;
-  }
-  function liveSpan(tag, field, extraClass, text) {
-    return element('span', 'sl-live sl-live-' + field + (extraClass ? ' ' + extraClass : ''),
-                   {'data-sl-tag': tag, 'data-sl-field': field}, text || '');
-  }
-  function buildRow(row) {
-    var tr = element('tr', 'sl-tag-row', {'data-sl-tag': row.tag, 'data-sl-field': 'row'});
-    var cells = [
-      [liveSpan(row.tag, 'alarm')],
-      [element('a', 'sl-tag-link', {href: row.href, 'data-sl-nav': ''}, row.tag)],
-      [document.createTextNode(row.description)],
-      [liveSpan(row.tag, 'value', '', '…'), element('span', 'sl-unit', {}, row.unit)],
-      [],
-      [liveSpan(row.tag, 'status')],
-      [liveSpan(row.tag, 'age')]
-    ];
-    if (row.range) {
-      var bar = element('div', 'sl-bar', {'data-sl-tag': row.tag, 'data-sl-field': 'bar', 'data-lo': row.range[0],
-                                          'data-hi': row.range[1], title: row.range[0] + ' .. ' + row.range[1] + ' ' + row.unit});
-      bar.appendChild(element('div', 'sl-bar-fill'));
-      row.marks.forEach(function (m) {
-        var tick = element('span', 'sl-bar-tick', {title: m[0]});
-        tick.style.left = m[1] + '%';
-        bar.appendChild(tick);
-      });
-      cells[4].push(bar);
-    }
-    var classes = ['sl-cell-alarm', 'sl-cell-name', 'sl-cell-description', 'sl-cell-value', 'sl-cell-bar',
-                   'sl-cell-status', 'sl-cell-age'];
-    cells.forEach(function (content, i) {
-      var td = element('td', classes[i]);
-      content.forEach(function (c) { td.appendChild(c); });
-      tr.appendChild(td);
-    });
-    return tr;
-  }
-  function buildTagTables() {
-    document.querySelectorAll('[data-sl-rows]').forEach(function (host) {
-      if (host.slBuilt) { return; }
-      host.slBuilt = true;
-      var model = JSON.parse(host.getAttribute('data-sl-rows'));
-      var table = element('table', 'sl-tag-table');
-      var head = element('tr');
-      model.columns.forEach(function (c, i) { head.appendChild(element('th', 'sl-col-' + i, {}, c)); });
-      table.appendChild(element('thead')).appendChild(head);
-      var body = table.appendChild(element('tbody'));
-      model.rows.forEach(function (row) { body.appendChild(buildRow(row)); });
-      host.appendChild(table);
-    });
-  }
-  // Links drawn here navigate inside the Dash app, like dcc.Link (no page reload).
-  document.addEventListener('click', function (event) {
-    var link = event.target.closest && event.target.closest('a[data-sl-nav]');
-    if (!link || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) { return; }
-    event.preventDefault();
-    window.history.pushState({}, '', link.getAttribute('href'));
-    window.dispatchEvent(new CustomEvent('_dashprivate_pushstate'));
-    window.scrollTo(0, 0);
-  });
-
   // ---- DOM index ---------------------------------------------------------------------
   function reindex() {
-    buildTagTables();
+    if (window.stacklightTables) { window.stacklightTables.build(); }
     state.index = new Map();
     document.querySelectorAll('[data-sl-tag]').forEach(function (el) {
       var tag = el.getAttribute('data-sl-tag');
@@ -271,46 +201,6 @@
     drawConnection();
   }
 
-  // ---- trends ------------------------------------------------------------------------
-  function trendGraph() {
-    var gd = document.querySelector('.sl-trend-graph .js-plotly-plot');
-    return (gd && gd.data && window.Plotly) ? gd : null;
-  }
-  function extendTrend() {
-    var gd = trendGraph();
-    if (!gd) { return; }
-    var values = state.data.values || {};
-    var offset = (gd.layout.meta && gd.layout.meta.utc_offset_min) || 0;
-    var xs = [], ys = [], idx = [];
-    gd.data.forEach(function (trace, i) {
-      var tag = trace.meta && trace.meta.tag;
-      var e = tag ? values[tag] : null;
-      if (!e || e.ts === null || e.ts === undefined) { return; }
-      if (trace.slLastTs === undefined) { trace.slLastTs = trace.meta.last_ts || 0; }
-      if (e.ts <= trace.slLastTs) { return; }
-      trace.slLastTs = e.ts;
-      var y = (e.f === 'bad' || e.v === null) ? null : (typeof e.v === 'boolean' ? (e.v ? 1 : 0) : Number(e.v));
-      xs.push([localTimeText(e.ts, offset)]); ys.push([y]); idx.push(i);
-    });
-    if (idx.length) { window.Plotly.extendTraces(gd, {x: xs, y: ys}, idx, TREND_MAX_POINTS); }
-  }
-  function followTrend() {
-    var gd = trendGraph();
-    if (!gd || !gd.layout.meta) { return; }
-    if (!gd.slHooked) {
-      gd.slHooked = true;
-      gd.slFollow = true;
-      // A zoom or pan by the user (xaxis.range[0]/[1]) stops following; a double-click (autorange) resumes.
-      // Our own moves set 'xaxis.range' as a whole and change nothing here.
-      gd.on('plotly_relayout', function (ev) {
-        if (ev['xaxis.autorange']) { gd.slFollow = true; } else if (ev['xaxis.range[0]'] !== undefined) { gd.slFollow = false; }
-      });
-    }
-    if (!gd.slFollow) { return; }
-    var now = Date.now() + state.clockOffsetMs, offset = gd.layout.meta.utc_offset_min || 0;
-    window.Plotly.relayout(gd, {'xaxis.range': [localTimeText(now - gd.layout.meta.window_ms, offset), localTimeText(now, offset)]});
-  }
-
   // ---- once a second: ages, link watchdog, recovery ----------------------------------
   function probeDelayMs() {
     var n = Number(window.sessionStorage.getItem('sl-reloads') || 0);
@@ -337,7 +227,7 @@
       var e = state.data && state.data.values ? state.data.values[el.getAttribute('data-sl-tag')] : null;
       setText(el, e ? ageText(e.rt) : '');
     });
-    followTrend();
+    if (window.stacklightTrend) { window.stacklightTrend.follow(state); }
     if (silentMs > probeDelayMs() && !state.probing && now - (state.lastProbeMs || 0) > FIRST_PROBE_AFTER_MS) {
       probeAndRecover();
     }
@@ -359,7 +249,7 @@
       drawChanged();
       drawBanner(false);
       drawConnection();
-      extendTrend();
+      if (window.stacklightTrend) { window.stacklightTrend.extend(state); }
       return window.dash_clientside.no_update;
     },
     alarmRows: function (data) {
