@@ -1,0 +1,95 @@
+"""The whole road in a browser: simulated plant -> data sources -> Redis -> web -> Chromium -> write -> plant.
+
+Nothing is fed by the test: the simulator serves OPC UA and MQTT, the real data
+sources carry the values, and an operator's setpoint write moves the process.
+"""
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from launcher.embedded_servers import free_port, wait_for_port
+from launcher.supervisor import Supervisor
+from tests.browser.web_app_process import DEMO_PLANT, REPO_ROOT
+
+pytestmark = pytest.mark.browser
+
+
+def field(page, tag: str, name: str):
+    return page.locator(f'[data-sl-tag="{tag}"][data-sl-field="{name}"]').first
+
+
+def number_in(text: str) -> float:
+    return float(re.search(r"-?\d+(\.\d+)?", text).group())
+
+
+@pytest.fixture
+def opcua_port():
+    return free_port()
+
+
+@pytest.fixture
+def web_app(redis_server, tmp_path, opcua_port):
+    """The web app of conftest.py, with the simulator's port in its environment."""
+    from tests.browser.web_app_process import WebAppProcess  # noqa: PLC0415
+
+    app = WebAppProcess(DEMO_PLANT, redis_server.url, tmp_path / "web",
+                        extra_env={"STACKLIGHT_SIM_OPCUA_PORT": str(opcua_port)}).start()
+    yield app
+    app.stop()
+
+
+@pytest.fixture
+def live_plant(redis_server, mqtt_broker, opcua_port):
+    """The simulator and the real data sources, as `make run` starts them."""
+    env = dict(
+        os.environ, REDIS_URL=redis_server.url, PYTHONPATH=str(REPO_ROOT),
+        STACKLIGHT_SIM_OPCUA_PORT=str(opcua_port),
+        STACKLIGHT_EMBEDDED_MQTT_URL=f"mqtt://127.0.0.1:{mqtt_broker.port}",
+    )
+    supervisor = Supervisor()
+    supervisor.add("simulator", ["-m", "simulator", "--opcua-port", str(opcua_port),
+                                 "--mqtt-host", "127.0.0.1", "--mqtt-port", str(mqtt_broker.port)], env)
+    wait_for_port(opcua_port, 30, supervisor.children[0].process)
+    supervisor.add("data_sources", ["-m", "data_sources", "--config", str(DEMO_PLANT)], env)
+    yield supervisor
+    supervisor.stop_all()
+
+
+def test_operator_sees_the_plant_live_and_a_setpoint_write_moves_the_process(live_plant, login):
+    page = login("operator", "/")
+
+    # A value that changes by itself reaches the overview, live, over OPC UA and over MQTT.
+    item_count = field(page, "CV301.item_count", "value")
+    expect(item_count).to_have_text(re.compile(r"\d"), timeout=30_000)
+    first_count = item_count.inner_text()
+    expect(item_count).not_to_have_text(first_count, timeout=15_000)
+    expect(field(page, "C401.discharge_pressure", "status")).to_have_text("Good", timeout=15_000)
+    start_temperature = number_in(field(page, "R201.temperature", "value").inner_text())
+
+    # Write a new reactor setpoint through the confirmation step.
+    page.goto(page.url.rstrip("/") + "/tag/R201.temperature_setpoint")
+    entry = page.locator(".sl-setpoint input").first
+    entry.fill(f"{start_temperature + 15:.1f}")
+    page.get_by_role("button", name="Write…").click()
+    question = page.locator(".sl-confirm-question").first
+    expect(question).to_contain_text("->", timeout=10_000)
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.locator(".sl-write-status").first).to_contain_text("DONE", timeout=20_000)
+
+    # The PID loop in the simulated plant drives the temperature up: visible on the overview.
+    page.goto(page.url.split("/tag/")[0] + "/")
+    temperature = field(page, "R201.temperature", "value")
+    expect(temperature).to_have_text(re.compile(r"\d"), timeout=15_000)
+    page.wait_for_function(
+        """([tag, limit]) => {
+            const cell = document.querySelector(`[data-sl-tag="${tag}"][data-sl-field="value"]`);
+            return cell && parseFloat(cell.textContent) > limit;
+        }""",
+        arg=["R201.temperature", start_temperature + 1.0],
+        timeout=30_000,
+    )
+    expect(field(page, "R201.heater_output", "value")).to_have_text(re.compile(r"^(9\d|100)"), timeout=5_000)
