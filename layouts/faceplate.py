@@ -10,7 +10,7 @@ from components.limit_bar import limit_bar
 from components.live_fields import live_attrs, live_span
 from components.setpoint_entry import SetpointEntry
 from domain.alarm_logic import KIND_LABELS
-from domain.config_model import Tag
+from domain.config_model import DataType, Tag
 from web.auth import current_session
 from web.roles import Action, may
 from web.runtime import current_runtime
@@ -20,6 +20,13 @@ dash.register_page(__name__, path_template="/tag/<name>", name="Faceplate", titl
 
 def _fact(label: str, content) -> html.Div:
     return html.Div([html.Dt(label), html.Dd(content)], className="sl-fact")
+
+
+def limits_section(tag: Tag) -> html.Section | None:
+    table = limits_table(tag)
+    if not table.children:
+        return None
+    return html.Section([html.H2("Limits", className="sl-section-title"), table], className="sl-panel")
 
 
 def limits_table(tag: Tag) -> html.Table:
@@ -39,13 +46,12 @@ def limits_table(tag: Tag) -> html.Table:
 def control_section(tag: Tag):
     if not tag.writable:
         return None
+    title = html.H2("Command" if tag.data_type is DataType.BOOL else "Setpoint", className="sl-section-title")
     session = current_session()
     if not may(session.role if session else None, Action.WRITE_SETPOINT):
-        return html.Section([html.H2("Setpoint", className="sl-section-title"),
-                             html.P("Changing this value needs the operator role.", className="sl-muted")],
+        return html.Section([title, html.P("Changing this value needs the operator role.", className="sl-muted")],
                             className="sl-panel")
-    return html.Section([html.H2("Setpoint", className="sl-section-title"), SetpointEntry(tag)],
-                        className="sl-panel")
+    return html.Section([title, SetpointEntry(tag)], className="sl-panel")
 
 
 def layout(name: str | None = None, **_query):
@@ -69,7 +75,7 @@ def layout(name: str | None = None, **_query):
                             html.Div([live_span(tag.name, "alarm"), live_span(tag.name, "value", "sl-big-value", "…"),
                                       html.Span(tag.unit, className="sl-big-unit")],
                                      className="sl-big", **live_attrs(tag.name, "row")),
-                            limit_bar(tag),
+                            limit_bar(tag) if tag.data_type.is_numeric else None,
                             html.Dl([
                                 _fact("Status", live_span(tag.name, "status")),
                                 _fact("Quality", live_span(tag.name, "quality")),
@@ -82,8 +88,7 @@ def layout(name: str | None = None, **_query):
                         className="sl-panel sl-faceplate-main",
                     ),
                     html.Div([
-                        html.Section([html.H2("Limits", className="sl-section-title"), limits_table(tag)],
-                                     className="sl-panel"),
+                        limits_section(tag),
                         control_section(tag),
                         html.Section(dcc.Link("Trend this tag", href="/trend?" + urlencode({"tags": tag.name})),
                                      className="sl-panel"),
