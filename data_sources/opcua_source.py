@@ -3,33 +3,52 @@
 One session per connection attempt, in our own reconnect loop with capped
 backoff (asyncua's auto_reconnect is off: it was seen not to resume). Values
 arrive through a subscription whose publish results we read directly, without
-asyncua's per-event queue or tasks: nothing can overflow between the server and
-the tag store's bounded, counted buffer.
+asyncua's per-event objects, queue or tasks; the items wait in a bounded inbox
+(overflow counted as n.dropped) so that the next Publish request goes out at
+once, and are converted in slices into the tag store's bounded, counted buffer.
 
-Time to Bad: a closed connection (server stopped, socket reset) is seen at once
-and every tag turns BadCommunicationError; a silent one (cable pulled, server
-hung) when neither data nor keep-alive arrived for stale_after_s (keep-alives are
-requested at least twice per stale_after_s), and every tag turns BadNoCommunication.
+Time to Bad: a closed connection (server stopped, socket reset) is noticed by the
+next watchdog check, at most 0.5 s later, and every tag turns BadCommunicationError.
+A silent one (cable pulled, server hung) when neither data nor keep-alive arrived
+for stale_after_s (keep-alives are requested at least twice per stale_after_s):
+at most stale_after_s + 0.5 s after the last message, every tag turns BadNoCommunication.
 """
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from dataclasses import dataclass
 
 from asyncua import Client, ua
 from asyncua.client.ua_client import UaClientState
-from asyncua.crypto import security_policies
 
 from data_sources.backoff import Backoff
 from data_sources.base import DataSource, SourceConfigError, WriteResult, now_ms
-from data_sources.opcua_values import (
-    UnknownNamespace, overflow_flagged, resolve_node_id, tag_value_from_data_value, value_for_variant, variant_type_of,
+from data_sources.notification_inbox import NotificationInbox
+from data_sources.opcua_client import (
+    REQUEST_TIMEOUT_S,
+    disconnect_quietly,
+    item_queue_size,
+    monitored_item_request,
+    new_client,
+    subscription_parameters,
 )
-from domain.config_model import OpcUaSecurityPolicy, OpcUaSource, Tag
+from data_sources.opcua_values import (
+    UnknownNamespace,
+    overflow_flagged,
+    resolve_node_id,
+    tag_value_from_data_value,
+    value_for_variant,
+    variant_type_of,
+)
+from domain.config_model import OpcUaSource, Tag
 from domain.quality import (
-    BAD_COMMUNICATION_ERROR, BAD_NO_COMMUNICATION, BAD_NODE_ID_UNKNOWN, BAD_OUT_OF_RANGE, BAD_TYPE_MISMATCH, Quality,
+    BAD_COMMUNICATION_ERROR,
+    BAD_NO_COMMUNICATION,
+    BAD_NODE_ID_UNKNOWN,
+    BAD_OUT_OF_RANGE,
+    BAD_TYPE_MISMATCH,
+    Quality,
     quality_from_code,
 )
 from domain.secrets import SecretUnavailable, read_secret
@@ -39,9 +58,9 @@ from tag_store.source_status import ConnectionState
 from tag_store.write_requests import WriteStatus
 
 BAD_NODE_ID_INVALID = quality_from_code(0x80330000, "BadNodeIdInvalid")
-REQUEST_TIMEOUT_S = 4.0
-DISCONNECT_TIMEOUT_S = 1.0
 ITEMS_PER_REQUEST = 1000
+# Received data changes waiting for conversion; beyond this the oldest are dropped and counted.
+MAX_QUEUED_ITEMS = 200_000
 READBACK_POLL_S = 0.1
 
 
@@ -76,15 +95,26 @@ class OpcUaDataSource(DataSource):
         self._last_publish_s = 0.0
         self._last_sequence_number: int | None = None
         self._lost: ConnectionLost | None = None
+        # False from a failure until the next subscription: a late response must not undo the Bad marks.
+        self._accepting_data = False
+        self._inbox = NotificationInbox(MAX_QUEUED_ITEMS, self._convert_items, self._count_dropped)
 
     async def run(self) -> None:
         self.publish_waiting_for_initial_data()
+        converter = asyncio.create_task(self._inbox.run(), name=f"{self.name}-convert")
+        try:
+            await self._connect_forever()
+        finally:
+            converter.cancel()
+            self._inbox.convert_now()  # a clean stop loses nothing that arrived
+
+    async def _connect_forever(self) -> None:
         backoff = Backoff(initial_s=0.5, max_s=self.config.reconnect_max_delay_s)
         while True:
             self.set_state(ConnectionState.CONNECTING, f"connecting to {self.config.endpoint}")
             client: Client | None = None
             try:
-                client = await self._new_client()
+                client = await new_client(self.name, self.config, self._password, self.data_dir)
                 await self._one_session(client, backoff)
             except ConnectionLost as exc:
                 self._on_failure(str(exc), exc.quality)
@@ -96,10 +126,12 @@ class OpcUaDataSource(DataSource):
                 # After the tags are marked: closing a dead session may take a moment.
                 self._client = None
                 if client is not None:
-                    await _disconnect_quietly(client)
+                    await disconnect_quietly(client)
             await asyncio.sleep(backoff.next_delay_s())
 
     def _on_failure(self, reason: str, quality: Quality) -> None:
+        self._accepting_data = False
+        self._inbox.convert_now()  # what arrived before the loss goes first, then the Bad marks
         self.mark_all_bad(quality)
         self.counters.connect_failures += 1
         self.set_state(ConnectionState.DISCONNECTED, reason)
@@ -112,6 +144,7 @@ class OpcUaDataSource(DataSource):
         self._writable = await self._read_writable_types(client, monitored)
         self._lost = None
         self._last_sequence_number = None
+        self._accepting_data = True
         await self._subscribe(client, monitored)
         self._client = client
         self.counters.reconnects += self.counters.connects > 0
@@ -120,23 +153,6 @@ class OpcUaDataSource(DataSource):
         self.connection_log.connected(f"connected to {self.config.endpoint}, {len(monitored)} nodes")
         backoff.reset()
         await self._watch(client)
-
-    async def _new_client(self) -> Client:
-        client = Client(self.config.endpoint, timeout=REQUEST_TIMEOUT_S)
-        client.name = client.description = f"Stacklight data source {self.name}"
-        client.application_uri = f"urn:stacklight:data-source:{self.name}"
-        if self.config.credentials is not None:
-            client.set_user(self.config.credentials.username)
-            client.set_password(self._password or "")
-        security = self.config.security
-        if security.policy is not OpcUaSecurityPolicy.NONE:
-            pki_dir = self.data_dir / "pki" / self.name
-            cert_file, key_file = await client.setup_self_signed_certificate(
-                pki_dir / "client_key.pem", pki_dir / "client_cert.der")
-            await client.set_security(
-                getattr(security_policies, f"SecurityPolicy{security.policy.value}"),
-                str(cert_file), str(key_file), mode=ua.MessageSecurityMode[security.mode.value])
-        return client
 
     def _resolve_nodes(self, namespace_uris: list[str]) -> dict[int, ua.NodeId]:
         """Client handle (index into self.tags) -> node id; tags that do not resolve turn Bad."""
@@ -163,67 +179,65 @@ class OpcUaDataSource(DataSource):
         data_types = await client.read_attributes(nodes, ua.AttributeIds.DataType)
         values = await client.read_attributes(nodes, ua.AttributeIds.Value)
         writable = {}
-        for handle, data_type, value in zip(handles, data_types, values):
+        for handle, data_type, value in zip(handles, data_types, values, strict=True):
             data_type_node = data_type.Value.Value if data_type.Value is not None else None
-            writable[self.tags[handle].name] = WritableNode(monitored[handle], variant_type_of(data_type_node, value.Value))
+            variant_type = variant_type_of(data_type_node, value.Value)
+            writable[self.tags[handle].name] = WritableNode(monitored[handle], variant_type)
         return writable
 
     async def _subscribe(self, client: Client, monitored: dict[int, ua.NodeId]) -> None:
-        publishing_ms = float(self.config.publishing_interval_ms)
-        # Keep-alives at least twice per stale_after_s, so silence means the link is gone.
-        keepalive_count = max(1, math.floor(self.config.stale_after_s * 1000 / 2 / publishing_ms))
-        params = ua.CreateSubscriptionParameters(
-            RequestedPublishingInterval=publishing_ms,
-            RequestedLifetimeCount=max(3 * keepalive_count, math.ceil(60_000 / publishing_ms)),
-            RequestedMaxKeepAliveCount=keepalive_count,
-            MaxNotificationsPerPublish=0,
-            PublishingEnabled=True,
-            Priority=0,
-        )
         self._last_publish_s = time.monotonic()
-        result = await client.uaclient.create_subscription(params, self._on_publish)
+        result = await client.uaclient.create_subscription(subscription_parameters(self.config), self._on_publish)
         sampling_ms = float(self.config.sampling_interval_ms)
-        # Room in the server's item queue for every sample taken within one publishing interval.
-        queue_size = min(100, math.ceil(result.RevisedPublishingInterval / max(sampling_ms, 1.0)) + 1)
+        queue_size = item_queue_size(result.RevisedPublishingInterval, sampling_ms)
         handles = list(monitored)
         for start in range(0, len(handles), ITEMS_PER_REQUEST):
             chunk = handles[start:start + ITEMS_PER_REQUEST]
             request = ua.CreateMonitoredItemsParameters(
                 SubscriptionId=result.SubscriptionId,
                 TimestampsToReturn=ua.TimestampsToReturn.Both,
-                ItemsToCreate=[_item_request(monitored[h], h, sampling_ms, queue_size) for h in chunk],
+                ItemsToCreate=[monitored_item_request(monitored[h], h, sampling_ms, queue_size) for h in chunk],
             )
-            for handle, item in zip(chunk, await client.uaclient.create_monitored_items(request)):
+            results = await client.uaclient.create_monitored_items(request)
+            for handle, item in zip(chunk, results, strict=True):
                 if not item.StatusCode.is_good():
                     code = item.StatusCode.value
                     self._tag_unavailable(self.tags[handle], quality_from_code(code, item.StatusCode.name),
                                           item.StatusCode.name)
 
     def _on_publish(self, result: ua.PublishResult) -> None:
-        """Every publish response, keep-alives included. The hot path: keep it lean."""
+        """Every publish response, keep-alives included: file the items and return at once."""
         self._last_publish_s = time.monotonic()
         message = result.NotificationMessage
-        notifications = message.NotificationData
-        if not notifications:
+        if not message.NotificationData or not self._accepting_data:
             return
         receive_ms = now_ms()
-        tags = self.tags
-        for notification in notifications:
+        for notification in message.NotificationData:
             items = getattr(notification, "MonitoredItems", None)
-            if items is None:
-                if isinstance(notification, ua.StatusChangeNotification):
-                    self._on_status_change(notification.Status)
+            if items is not None:
+                self._count_sequence_gap(message.SequenceNumber)
+                self._inbox.put(items, receive_ms)
+            elif isinstance(notification, ua.StatusChangeNotification):
+                self._on_status_change(notification.Status)
+
+    def _convert_items(self, items: list[ua.MonitoredItemNotification], receive_ms: int) -> None:
+        """The hot path: data change items to TagValues into the tag store."""
+        tags, counters = self.tags, self.counters
+        for item in items:
+            if not 0 <= item.ClientHandle < len(tags):
                 continue
-            self._count_sequence_gap(message.SequenceNumber)
-            for item in items:
-                if not 0 <= item.ClientHandle < len(tags):
-                    continue
-                tv = tag_value_from_data_value(tags[item.ClientHandle], item.Value, receive_ms)
-                if tv.quality is BAD_TYPE_MISMATCH or tv.quality is BAD_OUT_OF_RANGE:
-                    self.counters.bad_payloads += 1
-                elif tv.quality.code and overflow_flagged(tv.quality.code):
-                    self.counters.server_queue_overflows += 1
-                self.publish_value(tv)
+            tv = tag_value_from_data_value(tags[item.ClientHandle], item.Value, receive_ms)
+            if tv.quality is BAD_TYPE_MISMATCH or tv.quality is BAD_OUT_OF_RANGE:
+                counters.bad_payloads += 1
+            elif tv.quality.code and overflow_flagged(tv.quality.code):
+                counters.server_queue_overflows += 1
+            self.publish_value(tv)
+
+    def _count_dropped(self, count: int) -> None:
+        if not self.counters.dropped:
+            self.log.error("source %s: conversion cannot keep up; dropping the oldest updates (counted in n.dropped)",
+                           self.name)
+        self.counters.dropped += count
 
     def _count_sequence_gap(self, sequence_number: int) -> None:
         last = self._last_sequence_number
@@ -289,26 +303,7 @@ class OpcUaDataSource(DataSource):
             except Exception as exc:  # noqa: BLE001 - keep trying until the deadline
                 self.log.debug("source %s: readback of %s failed: %s", self.name, tag.name, exc)
             if time.monotonic() + READBACK_POLL_S > deadline_s:
-                return WriteResult(WriteStatus.TIMED_OUT, f"written, but the readback is {readback!r}", readback, "Good")
+                return WriteResult(WriteStatus.TIMED_OUT, f"written, but the readback is {readback!r}",
+                                   readback, "Good")
             await asyncio.sleep(READBACK_POLL_S)
 
-
-def _item_request(node_id: ua.NodeId, handle: int, sampling_ms: float, queue_size: int) -> ua.MonitoredItemCreateRequest:
-    return ua.MonitoredItemCreateRequest(
-        ItemToMonitor=ua.ReadValueId(NodeId=node_id, AttributeId=ua.AttributeIds.Value),
-        MonitoringMode=ua.MonitoringMode.Reporting,
-        RequestedParameters=ua.MonitoringParameters(
-            ClientHandle=handle, SamplingInterval=sampling_ms, QueueSize=queue_size, DiscardOldest=True),
-    )
-
-
-async def _disconnect_quietly(client: Client) -> None:
-    """Close the session if the server still listens; never wait long for a dead one."""
-    try:
-        await asyncio.wait_for(client.disconnect(), DISCONNECT_TIMEOUT_S)
-    except Exception:  # noqa: BLE001 - the connection is being thrown away
-        pass
-    try:
-        client.disconnect_socket()
-    except Exception:  # noqa: BLE001
-        pass

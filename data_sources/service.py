@@ -42,15 +42,15 @@ class DataSourceService:
         writer_task = asyncio.create_task(self.writer.run(), name="tag-store-writer")
         tasks = [asyncio.create_task(source.run(), name=f"source-{source.name}") for source in self.sources]
         tasks += [asyncio.create_task(handler.run(), name=f"writes-{source.name}")
-                  for handler, source in zip(self.write_handlers, self.sources)]
+                  for handler, source in zip(self.write_handlers, self.sources, strict=True)]
         tasks.append(asyncio.create_task(self._heartbeats(), name="heartbeats"))
-        log.info("data sources running: %s", ", ".join(f"{s.name} ({s.kind}, {len(s.tags)} tags)" for s in self.sources))
+        log.info("data sources running: %s",
+                 ", ".join(f"{s.name} ({s.kind}, {len(s.tags)} tags)" for s in self.sources))
         try:
             await _until_stop_or_crash(stop, tasks + [writer_task])
         finally:
             await cancel_and_wait(tasks)
-            await cancel_and_wait([writer_task])
-            await self.writer.drain(DRAIN_TIMEOUT_S)
+            await stop_writer(self.writer, writer_task)
             log.info("data sources stopped; %d samples written to Redis", self.writer.stats.written)
 
     async def _heartbeats(self) -> None:
@@ -89,6 +89,14 @@ async def cancel_and_wait(tasks: list[asyncio.Task], grace_s: float = 0.5, attem
     still_running = [task.get_name() for task in tasks if not task.done()]
     if still_running:
         log.error("tasks would not stop: %s", ", ".join(still_running))
+
+
+async def stop_writer(writer: TagStoreWriter, writer_task: asyncio.Task, timeout_s: float = DRAIN_TIMEOUT_S) -> None:
+    """Let the writer write everything pending and end; if Redis is away, give it timeout_s."""
+    writer.stop()
+    await asyncio.wait([writer_task], timeout=timeout_s)
+    await cancel_and_wait([writer_task])
+    await writer.drain(timeout_s)
 
 
 async def _until_stop_or_crash(stop: asyncio.Event, tasks: list[asyncio.Task]) -> None:

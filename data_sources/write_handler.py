@@ -17,7 +17,12 @@ from data_sources.backoff import Backoff
 from data_sources.base import DataSource, WriteResult, now_ms
 from domain.write_rules import WriteRefused, check_write, parse_entry
 from tag_store.write_requests import (
-    WriteOutcome, WriteRequest, WriteStatus, ack_request, answer_write, consume_requests,
+    WriteOutcome,
+    WriteRequest,
+    WriteStatus,
+    ack_request,
+    answer_write,
+    consume_requests,
 )
 
 log = logging.getLogger(__name__)
@@ -67,8 +72,9 @@ class WriteHandler:
         counter = {WriteStatus.DONE: "writes_done", WriteStatus.REJECTED: "writes_rejected"}.get(
             result.status, "writes_timed_out")
         setattr(source.counters, counter, getattr(source.counters, counter) + 1)
-        log.info("source %s: write %s = %r by %s: %s (%s)%s", source.name, request.tag, request.value, request.user,
-                 result.status.value, result.reason, f", readback {result.readback!r}" if result.readback is not None else "")
+        readback = f", readback {result.readback!r}" if result.readback is not None else ""
+        log.info("source %s: write %s = %r by %s: %s (%s)%s", source.name, request.tag, request.value,
+                 request.user, result.status.value, result.reason, readback)
         return WriteOutcome(request.request_id, request.tag, result.status, result.reason, result.readback,
                             result.device_status, now_ms())
 

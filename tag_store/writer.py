@@ -1,8 +1,9 @@
 """Batched writes of TagValues into Redis: the data sources' only way into the store.
 
 Sources call submit() from their receive loops (never blocking); run() flushes
-every flush_interval_s, one pipeline per batch: HSET of all latest values, one
-XADD per sample to its tag's history, one XADD of the whole batch to CHANGES.
+every flush_interval_s, one pipeline per batch: one script call that XADDs each
+sample to its tag's history, HSET of all latest values, one XADD of the whole
+batch to CHANGES.
 """
 from __future__ import annotations
 
@@ -11,15 +12,25 @@ import json
 import logging
 from collections import deque
 from dataclasses import dataclass
+from itertools import islice
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from domain.tag_value import TagValue
 from tag_store import keys
-from tag_store.codec import encode_tag_value, tag_value_to_dict
+from tag_store.codec import encode_tag_value
 
 log = logging.getLogger(__name__)
+
+# KEYS: the history streams, one per sample; ARGV[1]: their approximate MAXLEN; ARGV[i + 1]: the samples.
+_APPEND_HISTORY_SCRIPT = """
+local maxlen = ARGV[1]
+for i = 1, #KEYS do
+  redis.call('XADD', KEYS[i], 'MAXLEN', '~', maxlen, '*', 'd', ARGV[i + 1])
+end
+return #KEYS
+"""
 
 
 @dataclass(slots=True)
@@ -53,6 +64,7 @@ class TagStoreWriter:
         self._newest_source_time_ms: dict[str, int] = {}
         self._wakeup = asyncio.Event()
         self._redis_down = False
+        self._stopping = False
         self.stats = WriterStats()
 
     def submit(self, tv: TagValue) -> None:
@@ -75,32 +87,43 @@ class TagStoreWriter:
             self._wakeup.set()
 
     async def run(self) -> None:
+        """Flush until stop() is called; then write what is pending and return."""
         while True:
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), self._flush_interval_s)
-            except TimeoutError:
-                pass
+            if not self._stopping:
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), self._flush_interval_s)
+                except TimeoutError:
+                    pass
             self._wakeup.clear()
             while self._pending:
                 if not await self.flush_once():
+                    if self._stopping:
+                        return  # Redis away at a stop: drain() may still retry, within its timeout
                     await asyncio.sleep(0.5)  # Redis away: keep buffering, retry
                     break
+            if self._stopping:
+                return
+
+    def stop(self) -> None:
+        """A clean stop: run() writes everything pending, then returns (no batch cut off mid-write)."""
+        self._stopping = True
+        self._wakeup.set()
 
     async def flush_once(self) -> bool:
         """Write up to max_batch pending samples; False if Redis refused (samples kept)."""
         count = min(len(self._pending), self._max_batch)
-        batch = [self._pending[i] for i in range(count)]
-        latest: dict[str, str] = {}
-        changes: dict[str, dict] = {}
+        batch = list(islice(self._pending, count))
+        encoded = [encode_tag_value(tv) for tv in batch]
+        latest = {tv.tag: value for tv, value in zip(batch, encoded, strict=True)}  # the newest per tag wins
         pipe = self._redis.pipeline(transaction=False)
-        for tv in batch:
-            encoded = encode_tag_value(tv)
-            latest[tv.tag] = encoded
-            changes[tv.tag] = tag_value_to_dict(tv)
-            pipe.xadd(keys.history(tv.tag), {"d": encoded}, maxlen=self._history_maxlen, approximate=True)
+        # One script call appends every sample to its tag's history: per-command overhead in the
+        # client (packing, reply parsing) was the largest cost of a batch (see bench/ingest_opcua.py).
+        pipe.eval(_APPEND_HISTORY_SCRIPT, len(batch), *[keys.history(tv.tag) for tv in batch],
+                  self._history_maxlen, *encoded)
         pipe.hset(keys.LATEST, mapping=latest)
-        pipe.xadd(keys.CHANGES, {"b": json.dumps(changes, separators=(",", ":"))},
-                  maxlen=keys.CHANGES_MAXLEN, approximate=True)
+        # The encoded values are JSON already: the change entry is assembled, not re-encoded.
+        changes = "{" + ",".join(f"{json.dumps(tag)}:{value}" for tag, value in latest.items()) + "}"
+        pipe.xadd(keys.CHANGES, {"b": changes}, maxlen=keys.CHANGES_MAXLEN, approximate=True)
         try:
             await pipe.execute()
         except (RedisError, OSError) as exc:

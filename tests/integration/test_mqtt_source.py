@@ -19,7 +19,14 @@ from tag_store.source_status import ConnectionState
 from tag_store.write_requests import WriteStatus
 from tag_store.writer import TagStoreWriter
 from tests.integration.data_source_helpers import (
-    BlackholeProxy, changes, history, latest, request_write, running, wait_for_latest, wait_for_write_group,
+    BlackholeProxy,
+    changes,
+    history,
+    latest,
+    request_write,
+    running,
+    wait_for_latest,
+    wait_for_write_group,
     wait_until,
 )
 
@@ -189,7 +196,8 @@ async def test_writes_are_published_and_confirmed_by_the_state_topic(mqtt_broker
     source, writer = make_source(mqtt_broker.port)
     responder_ready = asyncio.Event()
     handler = WriteHandler(redis_client, source, block_ms=100)
-    async with running(writer.run(), source.run(), handler.run(), echo_commands_to_state(mqtt_broker.port, responder_ready)):
+    responder = echo_commands_to_state(mqtt_broker.port, responder_ready)
+    async with running(writer.run(), source.run(), handler.run(), responder):
         await wait_until(connected(source), what="connecting")
         await asyncio.wait_for(responder_ready.wait(), 5)
         await wait_for_write_group(redis_client, SOURCE)

@@ -11,14 +11,25 @@ from data_sources.opcua_source import OpcUaDataSource
 from data_sources.write_handler import WriteHandler
 from domain.config_model import DataType, OpcUaSource, Tag
 from domain.quality import (
-    BAD_COMMUNICATION_ERROR, BAD_NO_COMMUNICATION, BAD_NODE_ID_UNKNOWN, BAD_SENSOR_FAILURE,
-    BAD_WAITING_FOR_INITIAL_DATA, GOOD,
+    BAD_COMMUNICATION_ERROR,
+    BAD_NO_COMMUNICATION,
+    BAD_NODE_ID_UNKNOWN,
+    BAD_SENSOR_FAILURE,
+    BAD_WAITING_FOR_INITIAL_DATA,
+    GOOD,
 )
 from launcher.embedded_servers import free_port
 from tag_store.write_requests import WriteStatus
 from tag_store.writer import TagStoreWriter
 from tests.integration.data_source_helpers import (
-    BlackholeProxy, changes, history, latest, request_write, running, wait_for_latest, wait_for_write_group,
+    BlackholeProxy,
+    changes,
+    history,
+    latest,
+    request_write,
+    running,
+    wait_for_latest,
+    wait_for_write_group,
 )
 
 NAMESPACE = "urn:stacklight:test-plant"
@@ -144,7 +155,8 @@ async def test_a_server_without_source_times_gets_the_receive_time_flagged(plant
     source, writer = make_source(plant.endpoint)
     async with running(writer.run(), source.run()):
         await wait_for_latest(redis_client, "t.level", is_good)
-        await plant.server.write_attribute_value(plant.nodes["Level"], ua.DataValue(ua.Variant(3.0, ua.VariantType.Double)))
+        no_source_time = ua.DataValue(ua.Variant(3.0, ua.VariantType.Double))
+        await plant.server.write_attribute_value(plant.nodes["Level"], no_source_time)
         level = await wait_for_latest(redis_client, "t.level", lambda tv: tv.value == 3.0)
         assert level.source_time_is_receive_time and level.source_time_ms == level.receive_time_ms
 
@@ -167,7 +179,8 @@ async def test_an_unknown_node_spoils_only_its_own_tag(plant, make_source, redis
     source, writer = make_source(plant.endpoint, plant_tags(ghosts))
     async with running(writer.run(), source.run()):
         await wait_for_latest(redis_client, "t.level", is_good)
-        ghost = await wait_for_latest(redis_client, "t.ghost", lambda tv: tv.quality.is_bad and tv.quality != BAD_WAITING_FOR_INITIAL_DATA)
+        ghost = await wait_for_latest(
+            redis_client, "t.ghost", lambda tv: tv.quality.is_bad and tv.quality != BAD_WAITING_FOR_INITIAL_DATA)
         assert ghost.quality.name == "BadNodeIdUnknown"
         assert (await latest(redis_client, "t.elsewhere")).quality == BAD_NODE_ID_UNKNOWN
 
@@ -178,7 +191,8 @@ async def test_server_loss_turns_tags_bad_and_a_restart_brings_them_back(plant, 
         await wait_for_latest(redis_client, "t.level", is_good)
         await plant.server.stop()
         lost_at = time.monotonic()
-        level = await wait_for_latest(redis_client, "t.level", lambda tv: tv.quality.is_bad, timeout_s=STALE_AFTER_S + 2)
+        level = await wait_for_latest(redis_client, "t.level", lambda tv: tv.quality.is_bad,
+                                      timeout_s=STALE_AFTER_S + 2)
         assert level.quality in (BAD_COMMUNICATION_ERROR, BAD_NO_COMMUNICATION) and level.value is None
         assert time.monotonic() - lost_at < STALE_AFTER_S + 1
         for tag in ("t.flag", "t.label", "t.steady"):
