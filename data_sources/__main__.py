@@ -28,6 +28,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if logging.getLogger().level > logging.DEBUG:
+        # asyncua logs every request at INFO; its warnings and errors still show.
+        logging.getLogger("asyncua").setLevel(logging.WARNING)
     try:
         config = load_config(resolve_config_path(args.config))
     except ConfigError as exc:

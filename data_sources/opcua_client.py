@@ -13,6 +13,7 @@ from domain.config_model import OpcUaSecurityPolicy, OpcUaSource
 
 REQUEST_TIMEOUT_S = 4.0
 DISCONNECT_TIMEOUT_S = 1.0
+SESSION_TIMEOUT_MS = 60_000
 
 
 async def new_client(source_name: str, config: OpcUaSource, password: str | None, data_dir: Path) -> Client:
@@ -20,6 +21,8 @@ async def new_client(source_name: str, config: OpcUaSource, password: str | None
     # asyncua's own health probe (a read every watchdog_intervall, answered within as long)
     # declares a busy server dead after 1 s by default; silence is our watchdog's to judge.
     client = Client(config.endpoint, timeout=REQUEST_TIMEOUT_S, watchdog_intervall=max(1.0, config.stale_after_s))
+    # A session we could not close (link lost) lingers on the server this long, not asyncua's 1 h.
+    client.session_timeout = SESSION_TIMEOUT_MS
     client.name = client.description = f"Stacklight data source {source_name}"
     client.application_uri = f"urn:stacklight:data-source:{source_name}"
     if config.credentials is not None:

@@ -1,15 +1,19 @@
 """The OPC UA source against a real asyncua server on a free port: values, qualities, loss, writes."""
 from __future__ import annotations
 
+import socket
 import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from asyncua import Server, ua
+from asyncua.crypto import cert_gen
+from asyncua.crypto.permission_rules import User, UserRole
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from data_sources.opcua_source import OpcUaDataSource
 from data_sources.write_handler import WriteHandler
-from domain.config_model import DataType, OpcUaSource, Tag
+from domain.config_model import Credentials, DataType, OpcUaSecurity, OpcUaSource, Tag
 from domain.quality import (
     BAD_COMMUNICATION_ERROR,
     BAD_NO_COMMUNICATION,
@@ -274,3 +278,58 @@ async def test_a_write_the_server_refuses_is_answered_with_its_status_code(plant
         assert outcome.device_status in ("BadUserAccessDenied", "BadNotWritable")
         assert outcome.device_status in outcome.reason
         assert plant.get("Locked") == 9.0
+
+
+class OnlyTheOperator:
+    """The server's user manager: one user name and password, nobody else."""
+
+    def get_user(self, iserver, username=None, password=None, certificate=None):
+        return User(role=UserRole.User) if (username, password) == ("operator", "s3cret") else None
+
+
+@pytest.fixture
+async def secure_plant(tmp_path):
+    server = Server(user_manager=OnlyTheOperator())
+    await server.init()
+    port = free_port()
+    server.set_endpoint(f"opc.tcp://127.0.0.1:{port}/secure")
+    server.set_security_policy([ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt])
+    server.set_identity_tokens([ua.UserNameIdentityToken])
+    await server.set_application_uri("urn:stacklight:test-secure-server")
+    key_file, cert_file = tmp_path / "server_key.pem", tmp_path / "server_cert.der"
+    await cert_gen.setup_self_signed_certificate(key_file, cert_file, "urn:stacklight:test-secure-server",
+                                                 socket.gethostname(), [ExtendedKeyUsageOID.SERVER_AUTH], {})
+    await server.load_certificate(str(cert_file))
+    await server.load_private_key(str(key_file))
+    index = await server.register_namespace(NAMESPACE)
+    await server.nodes.objects.add_variable(ua.NodeId("Test.Level", index), "Level", 3.25)
+    await server.start()
+    yield f"opc.tcp://127.0.0.1:{port}/secure"
+    await server.stop()
+
+
+async def test_an_encrypted_session_with_user_and_password(secure_plant, redis_client, tmp_path, monkeypatch):
+    monkeypatch.setenv("TEST_OPCUA_PASSWORD", "s3cret")
+    monkeypatch.setenv("TEST_OPCUA_WRONG_PASSWORD", "guess")
+    tags = [Tag(name="t.level", source=SOURCE, node_id=f"nsu={NAMESPACE};s=Test.Level")]
+
+    def secure_source(password_env: str, name: str) -> tuple[OpcUaDataSource, TagStoreWriter]:
+        config = source_config(secure_plant).model_copy(update={
+            "security": OpcUaSecurity(policy="Basic256Sha256", mode="SignAndEncrypt"),
+            "credentials": Credentials(username="operator", password={"env": password_env}),
+        })
+        writer = TagStoreWriter(redis_client, history_samples_per_tag=100, flush_interval_s=0.01)
+        return OpcUaDataSource(name, config, tags, writer, data_dir=tmp_path), writer
+
+    source, writer = secure_source("TEST_OPCUA_PASSWORD", SOURCE)
+    async with running(writer.run(), source.run()):
+        level = await wait_for_latest(redis_client, "t.level", is_good, timeout_s=10)
+        assert level.value == 3.25
+    assert (tmp_path / "pki" / SOURCE / "client_cert.der").is_file()
+    await redis_client.delete("sl:latest")
+    refused, writer = secure_source("TEST_OPCUA_WRONG_PASSWORD", "intruder")
+    async with running(writer.run(), refused.run()):
+        level = await wait_for_latest(redis_client, "t.level", lambda tv: tv.quality == BAD_NO_COMMUNICATION,
+                                      timeout_s=10)
+        assert level.value is None and "BadUserAccessDenied" in refused.detail
+        assert refused.counters.connect_failures >= 1 and refused.counters.connects == 0
