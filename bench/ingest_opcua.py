@@ -136,7 +136,8 @@ async def stacklight_source(endpoint: str, tags: int, seconds: float, redis_url:
     import redis.asyncio as aioredis  # noqa: PLC0415
 
     from data_sources.opcua_source import OpcUaDataSource  # noqa: PLC0415
-    from data_sources.service import cancel_and_wait, stop_writer  # noqa: PLC0415
+    from data_sources.service import stop_writer  # noqa: PLC0415
+    from tag_store.cancellation import cancel_and_wait  # noqa: PLC0415
     from domain.config_model import OpcUaSource, Tag  # noqa: PLC0415
     from tag_store import keys  # noqa: PLC0415
     from tag_store.codec import decode_tag_value  # noqa: PLC0415

@@ -19,6 +19,7 @@ from data_sources.registry import create_source
 from data_sources.write_handler import WriteHandler
 from domain.config_model import PlantConfig
 from tag_store.source_status import publish_status
+from tag_store.cancellation import cancel_and_wait
 from tag_store.writer import TagStoreWriter
 
 log = logging.getLogger(__name__)
@@ -70,25 +71,6 @@ class DataSourceService:
                     log.error("cannot publish source heartbeats to Redis: %s", exc)
                 failing = True
             await asyncio.sleep(HEARTBEAT_INTERVAL_S)
-
-
-async def cancel_and_wait(tasks: list[asyncio.Task], grace_s: float = 0.5, attempts: int = 20) -> None:
-    """Cancel the tasks and wait until they have ended, cancelling again when one ignored it.
-
-    Python 3.11's asyncio.wait_for (which redis-py calls on every send) swallows a
-    cancellation that arrives just as the awaited call completes; a second cancel
-    then lands at the task's next await.
-    """
-    for _ in range(attempts):
-        pending = [task for task in tasks if not task.done()]
-        if not pending:
-            return
-        for task in pending:
-            task.cancel()
-        await asyncio.wait(pending, timeout=grace_s)
-    still_running = [task.get_name() for task in tasks if not task.done()]
-    if still_running:
-        log.error("tasks would not stop: %s", ", ".join(still_running))
 
 
 async def stop_writer(writer: TagStoreWriter, writer_task: asyncio.Task, timeout_s: float = DRAIN_TIMEOUT_S) -> None:

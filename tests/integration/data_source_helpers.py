@@ -9,7 +9,7 @@ from typing import Awaitable, Callable
 
 import redis.asyncio as aioredis
 
-from data_sources.service import cancel_and_wait
+from tag_store.cancellation import cancel_and_wait
 from domain.tag_value import TagValue
 from tag_store import keys
 from tag_store.codec import decode_tag_value, tag_value_from_dict

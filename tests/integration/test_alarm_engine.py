@@ -12,6 +12,7 @@ from domain.config_loading import parse_config
 from domain.quality import BAD_NO_COMMUNICATION, GOOD
 from domain.tag_value import TagValue
 from tag_store import keys
+from tag_store.cancellation import cancel_and_wait
 from tag_store.writer import TagStoreWriter
 
 CONFIG = parse_config(
@@ -42,7 +43,7 @@ async def put(redis, tag, value, quality=GOOD):
     assert writer.stats.written == 1
 
 
-async def wait_for_state(redis, alarm_id, state, timeout_s=5.0):
+async def wait_for_state(redis, alarm_id, state, timeout_s=10.0):
     deadline = asyncio.get_running_loop().time() + timeout_s
     while asyncio.get_running_loop().time() < deadline:
         records = {r.alarm_id: r for r in await read_all_alarms(redis)}
@@ -60,8 +61,7 @@ async def journal(redis):
 async def engine_task(redis_client):
     task = asyncio.create_task(AlarmEngine(redis_client, CONFIG).run())
     yield task
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    await cancel_and_wait([task])
 
 
 async def test_limit_violation_raises_an_alarm_that_an_operator_acknowledges(redis_client, engine_task):
@@ -102,8 +102,7 @@ async def test_engine_restart_loses_no_state_and_misses_no_change(redis_client):
     await put(redis_client, "R1.temp", 95)
     await wait_for_state(redis_client, "R1.temp:high", AlarmState.UNACK_ACTIVE)
     assert (await request_acknowledge(redis_client, "R1.temp:high", "olga")).accepted
-    first.cancel()
-    await asyncio.gather(first, return_exceptions=True)
+    await cancel_and_wait([first])
 
     # While the engine is down the value returns to normal and then violates the low limit.
     await put(redis_client, "R1.temp", 50)
@@ -118,8 +117,7 @@ async def test_engine_restart_loses_no_state_and_misses_no_change(redis_client):
         assert transitions.count(("R1.temp:high", "T1")) == 1  # nothing evaluated twice
         assert ("R1.temp:high", "T5") in transitions
     finally:
-        second.cancel()
-        await asyncio.gather(second, return_exceptions=True)
+        await cancel_and_wait([second])
 
 
 async def test_engine_survives_redis_restart(redis_server, redis_client):
@@ -137,5 +135,4 @@ async def test_engine_survives_redis_restart(redis_server, redis_client):
         await wait_for_state(redis_client, "R1.temp:high", AlarmState.RETURNED_UNACK, timeout_s=15)
         assert not task.done()
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await cancel_and_wait([task])
