@@ -5,6 +5,8 @@
   'use strict';
 
   var TREND_MAX_POINTS = 20000;
+  // Sources report on change: an unchanged live value is drawn held, one point a second at most.
+  var HOLD_INTERVAL_MS = 1000;
 
   function localTimeText(ms, offsetMin) {
     return new Date(ms + offsetMin * 60000).toISOString().replace('T', ' ').slice(0, 23);
@@ -18,16 +20,26 @@
     if (!gd) { return; }
     var values = state.data.values || {};
     var offset = (gd.layout.meta && gd.layout.meta.utc_offset_min) || 0;
+    var now = Date.now() + (state.clockOffsetMs || 0);
     var xs = [], ys = [], idx = [];
     gd.data.forEach(function (trace, i) {
       var tag = trace.meta && trace.meta.tag;
       var e = tag ? values[tag] : null;
       if (!e || e.ts === null || e.ts === undefined) { return; }
-      if (trace.slLastTs === undefined) { trace.slLastTs = trace.meta.last_ts || 0; }
-      if (e.ts <= trace.slLastTs) { return; }
-      trace.slLastTs = e.ts;
-      var y = (e.f === 'bad' || e.v === null) ? null : (typeof e.v === 'boolean' ? (e.v ? 1 : 0) : Number(e.v));
-      xs.push([localTimeText(e.ts, offset)]); ys.push([y]); idx.push(i);
+      if (trace.slLastX === undefined) { trace.slLastX = trace.slLastSampleTs = trace.meta.last_ts || 0; }
+      var live = e.f === 'live' || e.f === 'uncertain';
+      var y = (!live || e.v === null) ? null : (typeof e.v === 'boolean' ? (e.v ? 1 : 0) : Number(e.v));
+      var x;
+      if (e.ts > trace.slLastSampleTs) {
+        trace.slLastSampleTs = e.ts;
+        x = Math.max(e.ts, trace.slLastX);  // a new sample; never drawn before a held point
+      } else if (now - trace.slLastX >= HOLD_INTERVAL_MS) {
+        x = now;  // no change: the value holds while live; a gap when stale or bad
+      } else {
+        return;
+      }
+      trace.slLastX = x;
+      xs.push([localTimeText(x, offset)]); ys.push([y]); idx.push(i);
     });
     if (idx.length) { window.Plotly.extendTraces(gd, {x: xs, y: ys}, idx, TREND_MAX_POINTS); }
   }

@@ -13,9 +13,10 @@ from dash.exceptions import PreventUpdate
 from redis.exceptions import RedisError
 
 from domain.config_model import DataType
+from domain.freshness import Freshness
 from web.runtime import current_runtime
 from web.trend_figure import WINDOWS_MIN, parse_pens, trend_figure
-from web.trend_history import read_history
+from web.trend_history import hold_to_now, read_history
 
 dash.register_page(__name__, path="/trend", name="Trend", title="Trend", order=1)
 
@@ -67,6 +68,10 @@ clientside_callback(
 )
 
 
+def is_live(runtime, name: str) -> bool:
+    return runtime.board.entries.get(name, {}).get("f") in (Freshness.LIVE, Freshness.UNCERTAIN)
+
+
 @callback(
     Output("trend-graph", "figure"),
     Output("trend-message", "children"),
@@ -88,6 +93,8 @@ async def draw_trend(pens, window_min, utc_offset_min):
                                            for n in names))
     except (RedisError, OSError) as exc:
         histories, message = [[] for _ in names], f"History unavailable (Redis): {exc}"
+    histories = [hold_to_now(points, now_ms) if is_live(runtime, name) else points
+                 for name, points in zip(names, histories)]
     figure = trend_figure(list(zip((index[n] for n in names), histories)), window_min, now_ms,
                           int(utc_offset_min or 0))
     return figure, message

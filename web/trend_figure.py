@@ -34,6 +34,11 @@ def parse_pens(text: object, config_tags: dict[str, Tag]) -> list[str]:
     return [n for n in dict.fromkeys(names) if n in config_tags]
 
 
+def held_in_steps(tag: Tag) -> bool:
+    """Setpoints, states and counts change in steps; a ramp between two samples would be invented."""
+    return tag.writable or tag.data_type is not DataType.FLOAT
+
+
 def trend_figure(pens: list[tuple[Tag, list[Point]]], window_min: int, now_ms: int,
                  utc_offset_min: int) -> go.Figure:
     figure = go.Figure()
@@ -45,7 +50,7 @@ def trend_figure(pens: list[tuple[Tag, list[Point]]], window_min: int, now_ms: i
             name=f"{tag.name} [{tag.unit}]" if tag.unit else tag.name,
             mode="lines",
             line={"color": PEN_COLOURS[index % len(PEN_COLOURS)], "width": 1.6,
-                  "shape": "hv" if tag.data_type is DataType.BOOL else "linear"},
+                  "shape": "hv" if held_in_steps(tag) else "linear"},
             connectgaps=False,
             meta={"tag": tag.name, "last_ts": last_ms},
             hovertemplate="%{y}<extra>" + tag.name + "</extra>",

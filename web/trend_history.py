@@ -1,6 +1,8 @@
 """Recent history of a tag from its Redis stream, as (source time ms, value or None) points.
 
-Bad samples become None so the trend shows a gap instead of a false line.
+Bad samples become None so the trend shows a gap instead of a false line. Sources
+report on change, so a value holds until the next sample: the value in force at
+the window's start is carried in, and a live value is held up to now.
 """
 from __future__ import annotations
 
@@ -33,7 +35,20 @@ def sample_to_point(tag: Tag, fields: dict[Any, Any]) -> Point | None:
 
 async def read_history(redis: aioredis.Redis, tag: Tag, since_ms: int,
                        max_points: int = MAX_POINTS_PER_PEN) -> list[Point]:
-    """Oldest first; the newest max_points samples received since since_ms."""
-    entries = await redis.xrevrange(keys.history(tag.name), max="+", min=str(since_ms), count=max_points)
-    points = [sample_to_point(tag, fields) for _id, fields in reversed(entries)]
-    return sorted((p for p in points if p is not None), key=lambda p: p[0])
+    """Oldest first: the newest max_points samples since since_ms, led by the value in force then."""
+    key = keys.history(tag.name)
+    entries = await redis.xrevrange(key, max="+", min=str(since_ms), count=max_points)
+    before = await redis.xrevrange(key, max=f"({since_ms}", count=1)
+    points = sorted((p for p in (sample_to_point(tag, f) for _id, f in reversed(entries)) if p is not None),
+                    key=lambda p: p[0])
+    carried = sample_to_point(tag, before[0][1]) if before else None
+    if carried is not None and carried[1] is not None and (not points or points[0][0] > since_ms):
+        points.insert(0, (since_ms, carried[1]))
+    return points
+
+
+def hold_to_now(points: list[Point], now_ms: int) -> list[Point]:
+    """The last value held up to now; only for a value known to be live (else the line would lie)."""
+    if points and points[-1][1] is not None and points[-1][0] < now_ms:
+        return [*points, (now_ms, points[-1][1])]
+    return points

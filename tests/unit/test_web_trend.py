@@ -1,12 +1,14 @@
 """Trend history from Redis and the figure built from it."""
 from __future__ import annotations
 
+import time
+
 from domain.quality import BAD_SENSOR_FAILURE, GOOD
 from domain.tag_value import TagValue
 from tag_store.writer import TagStoreWriter
 from tests.unit.web_plant import small_plant
 from web.trend_figure import local_time_text, parse_pens, trend_figure
-from web.trend_history import read_history
+from web.trend_history import hold_to_now, read_history
 
 PLANT = small_plant()
 INDEX = {t.name: t for t in PLANT.tags}
@@ -48,3 +50,28 @@ def test_figure_has_one_line_per_pen_with_gaps_and_the_window():
     assert figure.layout.meta["window_ms"] == 300_000
     empty = trend_figure([], 15, 0, 0)
     assert empty.layout.annotations[0].text == "Choose tags to trend"
+
+
+async def test_the_value_in_force_at_the_window_start_is_carried_in(redis_client):
+    writer = TagStoreWriter(redis_client, 1000)
+    writer.submit(TagValue("T1.level", 4.0, GOOD, 1_000, 1_000))
+    writer.submit(TagValue("P1.run", True, GOOD, 1_000, 1_000))
+    writer.submit(TagValue("P1.run", None, BAD_SENSOR_FAILURE, 1_001, 1_001))
+    await writer.drain()
+    window_start_ms = int(time.time() * 1000) + 60_000  # later than every stored sample
+    # A setpoint written an hour ago still holds: the pen starts at the window's left edge.
+    assert await read_history(redis_client, INDEX["T1.level"], since_ms=window_start_ms) == [(window_start_ms, 4.0)]
+    # A Bad last sample carries nothing in: the window starts with a gap.
+    assert await read_history(redis_client, INDEX["P1.run"], since_ms=window_start_ms) == []
+
+
+def test_a_live_value_is_held_up_to_now_and_a_gap_is_not():
+    assert hold_to_now([(1_000, 4.0)], 5_000) == [(1_000, 4.0), (5_000, 4.0)]
+    assert hold_to_now([(1_000, 4.0), (2_000, None)], 5_000) == [(1_000, 4.0), (2_000, None)]
+    assert hold_to_now([], 5_000) == []
+
+
+def test_setpoints_and_states_are_drawn_in_steps_measurements_as_lines():
+    setpoint = INDEX["T1.level"].model_copy(update={"writable": True})
+    figure = trend_figure([(INDEX["T1.level"], [(0, 1.0)]), (setpoint, [(0, 1.0)])], 5, 600_000, 0)
+    assert [trace.line.shape for trace in figure.data] == ["linear", "hv"]
