@@ -11,31 +11,19 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
 from dash import Dash
 from fastapi import FastAPI
 
-from domain.config_loading import ConfigError, load_config, resolve_config_path
+from domain.config_loading import resolve_config_path
 from domain.config_model import PlantConfig
+from tag_store.startup import StartupError, load_plant_and_redis, resolve_redis_url
 from web.runtime import WebRuntime, install_runtime
 from web.sessions import CSRF_COOKIE, CSRF_HEADER
 
 log = logging.getLogger("stacklight.web")
-
-
-class MissingRedisUrl(Exception):
-    pass
-
-
-def resolve_redis_url(config: PlantConfig, environ=os.environ) -> str:
-    url = environ.get("REDIS_URL") or config.redis.url
-    if not url:
-        raise MissingRedisUrl("no Redis to read from: set REDIS_URL or redis.url in the plant file "
-                              "(the launcher starts a private Redis and sets REDIS_URL)")
-    return url
 
 
 def _log_callback_error(error: Exception):
@@ -81,11 +69,11 @@ def create_app(config: PlantConfig, redis_url: str | None = None) -> Dash:
 def create_server():
     """ASGI factory for `uvicorn --factory app:create_server` (config from $STACKLIGHT_CONFIG)."""
     try:
-        config = load_config(resolve_config_path(None))
-        return create_app(config).server
-    except (ConfigError, MissingRedisUrl) as exc:
+        config, redis_url = load_plant_and_redis(None)
+    except StartupError as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(2) from None
+    return create_app(config, redis_url).server
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -102,14 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     path = resolve_config_path(args.config)
     try:
-        config = load_config(path)
-        app = create_app(config)
-    except ConfigError as exc:
+        config, redis_url = load_plant_and_redis(args.config)
+    except StartupError as exc:
         print(exc, file=sys.stderr)
         return 2
-    except MissingRedisUrl as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    app = create_app(config, redis_url)
     import uvicorn  # noqa: PLC0415 - only the process entry needs it
 
     host, port = args.host or config.web.host, args.port or config.web.port

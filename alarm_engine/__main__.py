@@ -4,11 +4,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 
 from alarm_engine.engine import run_engine
-from domain.config_loading import ConfigError, load_config, resolve_config_path
+from tag_store.startup import StartupError, load_plant_and_redis
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,13 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s alarm_engine %(levelname)s %(name)s: %(message)s")
     try:
-        config = load_config(resolve_config_path(args.config))
-    except ConfigError as exc:
+        config, redis_url = load_plant_and_redis(args.config)
+    except StartupError as exc:
         print(exc, file=sys.stderr)
-        return 2
-    redis_url = os.environ.get("REDIS_URL") or config.redis.url
-    if not redis_url:
-        print("no Redis configured: set REDIS_URL or redis.url in the plant file", file=sys.stderr)
         return 2
     try:
         asyncio.run(run_engine(redis_url, config))

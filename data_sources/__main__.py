@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from data_sources.base import SourceConfigError
-from domain.config_loading import ConfigError, load_config, resolve_config_path
+from tag_store.startup import StartupError, load_plant_and_redis
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -32,13 +32,9 @@ def main(argv: list[str] | None = None) -> int:
         # asyncua logs every request at INFO; its warnings and errors still show.
         logging.getLogger("asyncua").setLevel(logging.WARNING)
     try:
-        config = load_config(resolve_config_path(args.config))
-    except ConfigError as exc:
+        config, redis_url = load_plant_and_redis(args.config)
+    except StartupError as exc:
         print(exc, file=sys.stderr)
-        return 2
-    redis_url = os.environ.get("REDIS_URL") or config.redis.url
-    if not redis_url:
-        print("no Redis: set REDIS_URL or redis.url in the plant file", file=sys.stderr)
         return 2
     names = args.source or list(config.sources)
     unknown = [name for name in names if name not in config.sources]

@@ -49,6 +49,20 @@ def wait_for_port(port: int, timeout_s: float, process: subprocess.Popen | None 
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout_s} s")
 
 
+def stop_process(process: subprocess.Popen | None, timeout_s: float = 10.0) -> bool:
+    """SIGTERM, then SIGKILL after timeout_s; True if it had to be killed."""
+    if process is None or process.poll() is not None:
+        return False
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout_s)
+        return False
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return True
+
+
 class ServerProcess:
     """A child server on a fixed port that can be stopped and started again."""
 
@@ -78,14 +92,7 @@ class ServerProcess:
         return self
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, timeout_s)
 
     def kill(self) -> None:
         """Die without a goodbye, as a crashed server would."""

@@ -14,6 +14,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from launcher.embedded_servers import stop_process
+
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
@@ -44,15 +46,8 @@ class Child:
         self.started_s = time.monotonic()
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            log.warning("%s did not stop in %.0f s; killing it", self.name, timeout_s)
-            self.process.kill()
-            self.process.wait()
+        if stop_process(self.process, timeout_s):
+            log.warning("%s did not stop in %.0f s and was killed", self.name, timeout_s)
 
 
 class Supervisor:

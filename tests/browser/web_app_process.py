@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -20,7 +19,7 @@ from redis.exceptions import RedisError
 
 from domain.quality import GOOD, Quality
 from domain.tag_value import ScalarValue, TagValue
-from launcher.embedded_servers import free_port, wait_for_port
+from launcher.embedded_servers import free_port, stop_process, wait_for_port
 from tag_store.source_status import ConnectionState, SourceStatus, publish_status
 from tag_store.writer import TagStoreWriter
 
@@ -67,14 +66,7 @@ class WebAppProcess:
         return self
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, timeout_s)
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from app import MissingRedisUrl, main, resolve_redis_url
+from app import main
+from tag_store.startup import StartupError, resolve_redis_url
 from tests.unit.web_plant import small_plant
 
 
@@ -25,5 +26,5 @@ def test_without_a_redis_url_the_start_is_refused(tmp_path, capsys, monkeypatch)
 def test_redis_url_comes_from_the_environment_first():
     config = small_plant()
     assert resolve_redis_url(config, {"REDIS_URL": "redis://a:1/0"}) == "redis://a:1/0"
-    with pytest.raises(MissingRedisUrl):
+    with pytest.raises(StartupError):
         resolve_redis_url(config, {})
