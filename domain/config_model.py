@@ -76,6 +76,19 @@ class OpcUaSecurity(_Strict):
         return self
 
 
+class Deadband(_Strict):
+    """OPC UA data-change deadband: absolute (engineering units) or percent of the EURange."""
+
+    absolute: Annotated[float, Field(ge=0)] | None = None
+    percent: Annotated[float, Field(ge=0, le=100)] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Deadband:
+        if (self.absolute is None) == (self.percent is None):
+            raise ValueError("give exactly one of 'absolute' or 'percent'")
+        return self
+
+
 class OpcUaSource(_Strict):
     kind: Literal["opcua"]
     endpoint: Annotated[str, Field(pattern=r"^opc\.tcp://")]
@@ -88,6 +101,17 @@ class OpcUaSource(_Strict):
     stale_after_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
     reconnect_max_delay_s: Annotated[float, Field(gt=0, le=300)] = 10.0
     write_timeout_s: Annotated[float, Field(gt=0, le=120)] = 5.0
+    # Per-source defaults for every tag's monitored item (a tag may override each).
+    queue_size: Annotated[int, Field(ge=1, le=10_000)] = 10
+    deadband: Deadband | None = None
+    # Large plants: items are spread over several subscriptions, and those over several connections.
+    max_items_per_subscription: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    max_items_per_connection: Annotated[int, Field(ge=1, le=1_000_000)] = 5000
+    # Stacklight's own certificate and key; default: created on first use under data_dir/pki/.
+    client_certificate: str | None = None
+    client_private_key: str | None = None
+    # Trust an unknown server certificate the first time it is seen (logged); off by default.
+    trust_on_first_use: bool = False
 
 
 class MqttSource(_Strict):
@@ -188,6 +212,11 @@ class Tag(_Strict):
     command_topic: str | None = None
     # The command payload; "{value}" is replaced by the JSON encoding of the new value.
     command_template: str = "{value}"
+    # OPC UA monitored item settings; None takes the source's default.
+    sampling_interval_ms: Annotated[int, Field(ge=0, le=3_600_000)] | None = None
+    publishing_interval_ms: Annotated[int, Field(ge=10, le=60_000)] | None = None
+    queue_size: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    deadband: Deadband | None = None
     # Stale when no message arrived for this long (MQTT publishes on change or cyclically).
     max_age_s: Annotated[float, Field(gt=0)] | None = None
     range: EngineeringRange | None = None
@@ -213,6 +242,11 @@ class Tag(_Strict):
             raise ValueError("operator limits must lie inside the engineering range")
         if (self.alarms or self.limits or self.max_step) and not self.data_type.is_numeric:
             raise ValueError("alarms, limits and max_step need a numeric data_type")
+        opcua_only = ("sampling_interval_ms", "publishing_interval_ms", "queue_size", "deadband")
+        if self.topic is not None and any(getattr(self, f) is not None for f in opcua_only):
+            raise ValueError("sampling_interval_ms, publishing_interval_ms, queue_size and deadband are OPC UA settings")
+        if self.deadband is not None and not self.data_type.is_numeric:
+            raise ValueError("a deadband needs a numeric data_type")
         if "{value}" not in self.command_template:
             raise ValueError("command_template must contain {value}")
         return self

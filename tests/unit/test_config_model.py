@@ -93,3 +93,17 @@ def test_the_shipped_demo_plant_is_valid():
     config = load_config(DEFAULT_CONFIG_PATH, {})
     assert len(config.tags) >= 20
     assert {s.kind for s in config.sources.values()} == {"opcua", "mqtt"}
+
+
+def test_opcua_item_settings_are_per_tag_with_source_defaults():
+    config = parse(BASE.replace("    unit: m\n", "    unit: m\n    deadband: {percent: 0.5}\n    queue_size: 50\n"))
+    tag = config.tag("tank.level")
+    assert (tag.deadband.percent, tag.queue_size, tag.sampling_interval_ms) == (0.5, 50, None)
+    assert config.sources["plc"].queue_size == 10 and config.sources["plc"].trust_on_first_use is False
+
+
+def test_deadband_needs_exactly_one_kind_and_is_opcua_only():
+    assert "exactly one of 'absolute' or 'percent'" in problems_of(
+        BASE.replace("    unit: m\n", "    unit: m\n    deadband: {absolute: 1, percent: 2}\n"))[0]
+    assert "are OPC UA settings" in problems_of(
+        BASE.replace("    value_path: pressure\n", "    value_path: pressure\n    queue_size: 5\n"))[0]
