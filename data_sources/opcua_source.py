@@ -1,21 +1,31 @@
 """OPC UA source (asyncua Client): subscribe to every tag's node, stream into the tag store, write.
 
-One session per connection attempt, in our own reconnect loop with capped
-backoff (asyncua's auto_reconnect is off: it was seen not to resume). Values
-arrive through a subscription whose publish results we read directly, without
-asyncua's per-event objects, queue or tasks; the items wait in a bounded inbox
-(overflow counted as n.dropped) so that the next Publish request goes out at
-once, and are converted in slices into the tag store's bounded, counted buffer.
+The tags are planned (opcua_plan) into subscriptions by publishing interval, at
+most max_items_per_subscription each, and spread over several connections when
+there are more than max_items_per_connection. Each connection is its own session
+with its own reconnect loop and capped backoff (asyncua's auto_reconnect is off:
+it was seen not to resume) and its own watchdog; losing one turns only its tags
+Bad. Each item has its own sampling interval, queue (oldest discarded; values the
+server flags as overflowed are counted in n.server_queue_overflows) and, for
+numeric tags, a deadband filter with trigger StatusValue; a filter the server
+rejects falls back to an absolute deadband from the tag's range, or none (logged
+once). Values arrive through subscriptions whose publish results we read
+directly, without asyncua's per-event objects, queue or tasks; the items wait in
+a bounded inbox (overflow counted as n.dropped) so that the next Publish request
+goes out at once, and are converted in slices into the tag store's bounded,
+counted buffer.
 
 Time to Bad: a closed connection (server stopped, socket reset) is noticed by the
-next watchdog check, at most 0.5 s later, and every tag turns BadCommunicationError.
+next watchdog check, at most 0.5 s later, and every tag of that connection turns BadCommunicationError.
 A silent one (cable pulled, server hung) when neither data nor keep-alive arrived
 for stale_after_s (keep-alives are requested at least twice per stale_after_s):
-at most stale_after_s + 0.5 s after the last message, every tag turns BadNoCommunication.
+at most stale_after_s + 0.5 s after the last message, its tags turn BadNoCommunication.
 """
 from __future__ import annotations
 
 import asyncio
+import functools
+import math
 import time
 from dataclasses import dataclass
 
@@ -23,18 +33,14 @@ from asyncua import Client, ua
 from asyncua.client.ua_client import UaClientState
 
 from data_sources.backoff import Backoff
-from data_sources.base import DataSource, SourceConfigError, WriteResult, now_ms
+from data_sources.base import ConnectionLog, DataSource, SourceConfigError, WriteResult, now_ms
 from data_sources.notification_inbox import NotificationInbox
-from data_sources.opcua_client import (
-    REQUEST_TIMEOUT_S,
-    disconnect_quietly,
-    item_queue_size,
-    monitored_item_request,
-    new_client,
-    subscription_parameters,
-)
+from data_sources.opcua_client import REQUEST_TIMEOUT_S, disconnect_quietly, new_client
+from data_sources.opcua_plan import ConnectionPlan, ItemSettings, SubscriptionPlan, plan_connections
 from data_sources.opcua_values import (
+    FILTER_REJECTED_CODES,
     UnknownNamespace,
+    monitored_item_request,
     overflow_flagged,
     resolve_node_id,
     tag_value_from_data_value,
@@ -72,10 +78,45 @@ class ConnectionLost(Exception):
         self.quality = quality
 
 
+def subscription_parameters(publishing_interval_ms: int, stale_after_s: float) -> ua.CreateSubscriptionParameters:
+    publishing_ms = float(publishing_interval_ms)
+    # Keep-alives at least twice per stale_after_s, so silence means the link is gone.
+    keepalive_count = max(1, math.floor(stale_after_s * 1000 / 2 / publishing_ms))
+    return ua.CreateSubscriptionParameters(
+        RequestedPublishingInterval=publishing_ms,
+        RequestedLifetimeCount=max(3 * keepalive_count, math.ceil(60_000 / publishing_ms)),
+        RequestedMaxKeepAliveCount=keepalive_count,
+        MaxNotificationsPerPublish=0,
+        PublishingEnabled=True,
+        Priority=0,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class WritableNode:
     node_id: ua.NodeId
     variant_type: ua.VariantType | None
+
+
+class _Connection:
+    """One client session of the source: its share of the tags, its own watchdog, its own reconnect loop."""
+
+    def __init__(self, number: int, plan: ConnectionPlan, connection_log: ConnectionLog):
+        self.number = number
+        self.plan = plan
+        self.handles = plan.handles
+        self.connection_log = connection_log
+        self.state = ConnectionState.CONNECTING
+        self.detail = "starting"
+        self.client: Client | None = None
+        self.writable: dict[str, WritableNode] = {}
+        self.subscribed = 0
+        self.connects = 0
+        self.last_publish_s = 0.0
+        self.sequence_numbers: dict[int, int] = {}  # subscription id -> last sequence number
+        self.lost: ConnectionLost | None = None
+        # False from a failure until the next subscription: a late response must not undo the Bad marks.
+        self.accepting_data = False
 
 
 class OpcUaDataSource(DataSource):
@@ -90,74 +131,103 @@ class OpcUaDataSource(DataSource):
                 self._password = read_secret(self.config.credentials.password)
             except SecretUnavailable as exc:
                 raise SourceConfigError(f"source {self.name}: password: {exc}") from None
-        self._client: Client | None = None
-        self._writable: dict[str, WritableNode] = {}
-        self._last_publish_s = 0.0
-        self._last_sequence_number: int | None = None
-        self._lost: ConnectionLost | None = None
-        # False from a failure until the next subscription: a late response must not undo the Bad marks.
-        self._accepting_data = False
+        plans = plan_connections(self.tags, self.config) or [
+            ConnectionPlan((SubscriptionPlan(self.config.publishing_interval_ms, ()),))]
+        self._connections = [
+            _Connection(i, plan, self.connection_log if len(plans) == 1 else ConnectionLog(self.log, f"{self.name}#{i}"))
+            for i, plan in enumerate(plans)]
+        self._connection_of = {self.tags[h].name: c for c in self._connections for h in c.handles}
+        self._filter_fallback_logged = False
+        self._overflow_logged = False
         self._inbox = NotificationInbox(MAX_QUEUED_ITEMS, self._convert_items, self._count_dropped)
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
 
     async def run(self) -> None:
         self.publish_waiting_for_initial_data()
         converter = asyncio.create_task(self._inbox.run(), name=f"{self.name}-convert")
         try:
-            await self._connect_forever()
+            await asyncio.gather(*(self._connect_forever(c) for c in self._connections))
         finally:
             converter.cancel()
             self._inbox.convert_now()  # a clean stop loses nothing that arrived
 
-    async def _connect_forever(self) -> None:
+    async def _connect_forever(self, conn: _Connection) -> None:
         backoff = Backoff(initial_s=0.5, max_s=self.config.reconnect_max_delay_s)
         while True:
-            self.set_state(ConnectionState.CONNECTING, f"connecting to {self.config.endpoint}")
+            self._set_connection_state(conn, ConnectionState.CONNECTING, f"connecting to {self.config.endpoint}")
             client: Client | None = None
             try:
                 client = await new_client(self.name, self.config, self._password, self.data_dir)
-                await self._one_session(client, backoff)
+                await self._one_session(conn, client, backoff)
             except ConnectionLost as exc:
-                self._on_failure(str(exc), exc.quality)
+                self._on_failure(conn, str(exc), exc.quality)
             except (OSError, TimeoutError, ConnectionError, ua.UaError) as exc:
-                self._on_failure(f"{type(exc).__name__}: {exc}", BAD_NO_COMMUNICATION)
+                self._on_failure(conn, f"{type(exc).__name__}: {exc}", BAD_NO_COMMUNICATION)
             except Exception as exc:  # noqa: BLE001 - library errors stop here; the loop must go on
-                self._on_failure(f"unexpected {type(exc).__name__}: {exc}", BAD_NO_COMMUNICATION)
+                self._on_failure(conn, f"unexpected {type(exc).__name__}: {exc}", BAD_NO_COMMUNICATION)
             finally:
                 # After the tags are marked: closing a dead session may take a moment.
-                self._client = None
+                conn.client = None
                 if client is not None:
                     await disconnect_quietly(client)
             await asyncio.sleep(backoff.next_delay_s())
 
-    def _on_failure(self, reason: str, quality: Quality) -> None:
-        self._accepting_data = False
-        self._inbox.convert_now()  # what arrived before the loss goes first, then the Bad marks
-        self.mark_all_bad(quality)
-        self.counters.connect_failures += 1
-        self.set_state(ConnectionState.DISCONNECTED, reason)
-        self.connection_log.failed(f"{self.config.endpoint}: {reason}")
+    def _set_connection_state(self, conn: _Connection, state: ConnectionState, detail: str) -> None:
+        """The source is connected when every connection is; otherwise it shows the first one that is not."""
+        conn.state, conn.detail = state, detail
+        if len(self._connections) == 1:
+            self.set_state(state, detail)
+            return
+        if all(c.state is ConnectionState.CONNECTED for c in self._connections):
+            nodes = sum(c.subscribed for c in self._connections)
+            self.set_state(ConnectionState.CONNECTED, f"{nodes} nodes subscribed on {self.config.endpoint}"
+                                                      f" over {len(self._connections)} connections")
+            return
+        worst = next((c for c in self._connections if c.state is ConnectionState.DISCONNECTED),
+                     next(c for c in self._connections if c.state is not ConnectionState.CONNECTED))
+        self.set_state(worst.state, f"connection {worst.number + 1} of {len(self._connections)}: {worst.detail}")
 
-    async def _one_session(self, client: Client, backoff: Backoff) -> None:
+    def _on_failure(self, conn: _Connection, reason: str, quality: Quality) -> None:
+        conn.accepting_data = False
+        self._inbox.convert_now()  # what arrived before the loss goes first, then the Bad marks
+        at_ms = now_ms()
+        for handle in conn.handles:
+            self.mark_tag_bad(self.tags[handle].name, quality, at_ms)
+        self.counters.connect_failures += 1
+        self._set_connection_state(conn, ConnectionState.DISCONNECTED, reason)
+        conn.connection_log.failed(f"{self.config.endpoint}: {reason}")
+
+    async def _one_session(self, conn: _Connection, client: Client, backoff: Backoff) -> None:
         await asyncio.wait_for(client.connect(), REQUEST_TIMEOUT_S * 2)
         namespace_uris = await client.get_namespace_array()
-        monitored = self._resolve_nodes(namespace_uris)
-        self._writable = await self._read_writable_types(client, monitored)
-        self._lost = None
-        self._last_sequence_number = None
-        self._accepting_data = True
-        await self._subscribe(client, monitored)
-        self._client = client
-        self.counters.reconnects += self.counters.connects > 0
+        monitored = self._resolve_nodes(conn.handles, namespace_uris)
+        conn.writable = await self._read_writable_types(client, monitored)
+        conn.lost = None
+        conn.sequence_numbers = {}
+        conn.accepting_data = True
+        conn.last_publish_s = time.monotonic()
+        conn.subscribed = 0
+        for subscription in conn.plan.subscriptions:
+            conn.subscribed += await self._subscribe(conn, client, subscription, monitored)
+        conn.client = client
+        self.counters.reconnects += conn.connects > 0
         self.counters.connects += 1
-        self.set_state(ConnectionState.CONNECTED, f"{len(monitored)} nodes subscribed on {self.config.endpoint}")
-        self.connection_log.connected(f"connected to {self.config.endpoint}, {len(monitored)} nodes")
+        conn.connects += 1
+        detail = f"{conn.subscribed} nodes subscribed on {self.config.endpoint}"
+        self._set_connection_state(conn, ConnectionState.CONNECTED, detail)
+        conn.connection_log.connected(f"connected to {self.config.endpoint}, {conn.subscribed} nodes"
+                                      f" in {len(conn.plan.subscriptions)} subscriptions")
         backoff.reset()
-        await self._watch(client)
+        await self._watch(conn, client)
 
-    def _resolve_nodes(self, namespace_uris: list[str]) -> dict[int, ua.NodeId]:
+    def _resolve_nodes(self, handles: list[int], namespace_uris: list[str]) -> dict[int, ua.NodeId]:
         """Client handle (index into self.tags) -> node id; tags that do not resolve turn Bad."""
         monitored = {}
-        for handle, tag in enumerate(self.tags):
+        for handle in handles:
+            tag = self.tags[handle]
             try:
                 monitored[handle] = resolve_node_id(tag.node_id or "", namespace_uris)
             except ValueError as exc:
@@ -185,40 +255,63 @@ class OpcUaDataSource(DataSource):
             writable[self.tags[handle].name] = WritableNode(monitored[handle], variant_type)
         return writable
 
-    async def _subscribe(self, client: Client, monitored: dict[int, ua.NodeId]) -> None:
-        self._last_publish_s = time.monotonic()
-        result = await client.uaclient.create_subscription(subscription_parameters(self.config), self._on_publish)
-        sampling_ms = float(self.config.sampling_interval_ms)
-        queue_size = item_queue_size(result.RevisedPublishingInterval, sampling_ms)
-        handles = list(monitored)
-        for start in range(0, len(handles), ITEMS_PER_REQUEST):
-            chunk = handles[start:start + ITEMS_PER_REQUEST]
-            request = ua.CreateMonitoredItemsParameters(
-                SubscriptionId=result.SubscriptionId,
-                TimestampsToReturn=ua.TimestampsToReturn.Both,
-                ItemsToCreate=[monitored_item_request(monitored[h], h, sampling_ms, queue_size) for h in chunk],
-            )
-            results = await client.uaclient.create_monitored_items(request)
-            for handle, item in zip(chunk, results, strict=True):
-                if not item.StatusCode.is_good():
-                    code = item.StatusCode.value
-                    self._tag_unavailable(self.tags[handle], quality_from_code(code, item.StatusCode.name),
-                                          item.StatusCode.name)
+    async def _subscribe(
+        self, conn: _Connection, client: Client, plan: SubscriptionPlan, monitored: dict[int, ua.NodeId]
+    ) -> int:
+        """One subscription with its items, ITEMS_PER_REQUEST at a time; how many items the server took."""
+        result = await client.uaclient.create_subscription(
+            subscription_parameters(plan.publishing_interval_ms, self.config.stale_after_s),
+            functools.partial(self._on_publish, conn))
+        # (item, index of the deadband to try) until each item is accepted or has failed for its own reason.
+        pending = [(item, 0) for item in plan.items if item.handle in monitored]
+        created = 0
+        while pending:
+            retry = []
+            for start in range(0, len(pending), ITEMS_PER_REQUEST):
+                chunk = pending[start:start + ITEMS_PER_REQUEST]
+                request = ua.CreateMonitoredItemsParameters(
+                    SubscriptionId=result.SubscriptionId,
+                    TimestampsToReturn=ua.TimestampsToReturn.Both,
+                    ItemsToCreate=[monitored_item_request(monitored[item.handle], item, item.deadbands_to_try()[i])
+                                   for item, i in chunk])
+                results = await client.uaclient.create_monitored_items(request)
+                for (item, i), outcome in zip(chunk, results, strict=True):
+                    code = outcome.StatusCode.value
+                    if outcome.StatusCode.is_good():
+                        created += 1
+                    elif code in FILTER_REJECTED_CODES and i + 1 < len(item.deadbands_to_try()):
+                        self._log_filter_fallback(item, i, outcome.StatusCode.name)
+                        retry.append((item, i + 1))
+                    else:
+                        self._tag_unavailable(self.tags[item.handle], quality_from_code(code, outcome.StatusCode.name),
+                                              outcome.StatusCode.name)
+            pending = retry
+        return created
 
-    def _on_publish(self, result: ua.PublishResult) -> None:
+    def _log_filter_fallback(self, item: ItemSettings, tried: int, status_name: str) -> None:
+        if self._filter_fallback_logged:
+            return
+        self._filter_fallback_logged = True
+        rejected, instead = item.deadbands_to_try()[tried], item.deadbands_to_try()[tried + 1]
+        self.log.warning(
+            "source %s: the server rejects the deadband filter (%s) for %s with %s; using %s instead "
+            "(logged once, for the first such tag)", self.name, rejected, self.tags[item.handle].name, status_name,
+            "no deadband" if instead is None else instead)
+
+    def _on_publish(self, conn: _Connection, result: ua.PublishResult) -> None:
         """Every publish response, keep-alives included: file the items and return at once."""
-        self._last_publish_s = time.monotonic()
+        conn.last_publish_s = time.monotonic()
         message = result.NotificationMessage
-        if not message.NotificationData or not self._accepting_data:
+        if not message.NotificationData or not conn.accepting_data:
             return
         receive_ms = now_ms()
         for notification in message.NotificationData:
             items = getattr(notification, "MonitoredItems", None)
             if items is not None:
-                self._count_sequence_gap(message.SequenceNumber)
+                self._count_sequence_gap(conn, result.SubscriptionId, message.SequenceNumber)
                 self._inbox.put(items, receive_ms)
             elif isinstance(notification, ua.StatusChangeNotification):
-                self._on_status_change(notification.Status)
+                self._on_status_change(conn, notification.Status)
 
     def _convert_items(self, items: list[ua.MonitoredItemNotification], receive_ms: int) -> None:
         """The hot path: data change items to TagValues into the tag store."""
@@ -226,12 +319,22 @@ class OpcUaDataSource(DataSource):
         for item in items:
             if not 0 <= item.ClientHandle < len(tags):
                 continue
+            status = item.Value.StatusCode
+            if status is not None and status.value and overflow_flagged(status.value):
+                self._count_overflow(tags[item.ClientHandle])
             tv = tag_value_from_data_value(tags[item.ClientHandle], item.Value, receive_ms)
             if tv.quality is BAD_TYPE_MISMATCH or tv.quality is BAD_OUT_OF_RANGE:
                 counters.bad_payloads += 1
-            elif tv.quality.code and overflow_flagged(tv.quality.code):
-                counters.server_queue_overflows += 1
             self.publish_value(tv)
+
+    def _count_overflow(self, tag: Tag) -> None:
+        """The server's item queue was full and it dropped values (oldest first): counted, first one logged."""
+        if not self._overflow_logged:
+            self._overflow_logged = True
+            self.log.warning("source %s: the server dropped values of %s (item queue overflow); raise its queue_size"
+                             " or sampling_interval_ms (further ones counted in n.server_queue_overflows)",
+                             self.name, tag.name)
+        self.counters.server_queue_overflows += 1
 
     def _count_dropped(self, count: int) -> None:
         if not self.counters.dropped:
@@ -239,34 +342,37 @@ class OpcUaDataSource(DataSource):
                            self.name)
         self.counters.dropped += count
 
-    def _count_sequence_gap(self, sequence_number: int) -> None:
-        last = self._last_sequence_number
+    def _count_sequence_gap(self, conn: _Connection, subscription_id: int, sequence_number: int) -> None:
+        last = conn.sequence_numbers.get(subscription_id)
         if last is not None and sequence_number > last + 1:
             self.counters.missed_notifications += sequence_number - last - 1
-        self._last_sequence_number = sequence_number
+        conn.sequence_numbers[subscription_id] = sequence_number
 
-    def _on_status_change(self, status: ua.StatusCode) -> None:
+    def _on_status_change(self, conn: _Connection, status: ua.StatusCode) -> None:
         if status is not None and not status.is_good():
-            self._lost = ConnectionLost(f"subscription ended by {status.name}")
+            conn.lost = ConnectionLost(f"subscription ended by {status.name}")
 
-    async def _watch(self, client: Client) -> None:
+    async def _watch(self, conn: _Connection, client: Client) -> None:
         """Return never; raise ConnectionLost when the session dies or goes silent."""
         stale_after_s = self.config.stale_after_s
         check_s = min(0.5, stale_after_s / 4)
         while True:
             await asyncio.sleep(check_s)
-            if self._lost is not None:
-                raise self._lost
+            if conn.lost is not None:
+                raise conn.lost
             if client.state is not UaClientState.CONNECTED:
                 raise ConnectionLost("connection to the server lost")
-            silent_s = time.monotonic() - self._last_publish_s
+            silent_s = time.monotonic() - conn.last_publish_s
             if silent_s > stale_after_s:
                 raise ConnectionLost(
                     f"no data and no keep-alive for {silent_s:.1f} s (stale_after_s={stale_after_s:g})",
                     BAD_NO_COMMUNICATION)
 
     async def write(self, tag: Tag, value: ScalarValue, timeout_s: float) -> WriteResult:
-        client, node = self._client, self._writable.get(tag.name)
+        conn = self._connection_of.get(tag.name)
+        if conn is None:
+            return WriteResult.rejected(f"tag {tag.name} is not on source {self.name}")
+        client, node = conn.client, conn.writable.get(tag.name)
         if client is None:
             return WriteResult.rejected(f"not connected to {self.config.endpoint}")
         if node is None or node.variant_type is None:

@@ -1,7 +1,7 @@
 """Translating between OPC UA (asyncua) values and Stacklight's: part of the OPC UA adapter.
 
-Node ids, StatusCodes -> Quality, DataValues -> TagValues, and Python values ->
-Variants of the node's exact type for writes.
+Node ids, StatusCodes -> Quality, DataValues -> TagValues, Python values ->
+Variants of the node's exact type for writes, and planned items -> monitored item requests.
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from asyncua import ua
 from asyncua.ua import status_codes
 
+from data_sources.opcua_plan import DeadbandKind, DeadbandSetting, ItemSettings
 from domain.config_model import DataType, Tag
 from domain.quality import BAD_OUT_OF_RANGE, BAD_TYPE_MISMATCH, GOOD, Quality, quality_from_code
 from domain.tag_value import ScalarValue, TagValue
@@ -172,3 +173,36 @@ def value_for_variant(value: ScalarValue, variant_type: ua.VariantType) -> Scala
     if not low <= int(value) <= high:
         raise ValueError(f"{value:g} does not fit {variant_type.name} ({low} .. {high})")
     return int(value)
+
+
+# --- monitored item requests ---------------------------------------------------------------------
+
+# What a server answers for a monitored item whose deadband filter it cannot apply.
+FILTER_REJECTED_CODES = frozenset({
+    ua.StatusCodes.BadDeadbandFilterInvalid,
+    ua.StatusCodes.BadFilterNotAllowed,
+    ua.StatusCodes.BadMonitoredItemFilterUnsupported,
+    ua.StatusCodes.BadMonitoredItemFilterInvalid,
+})
+
+
+def data_change_filter(deadband: DeadbandSetting | None) -> ua.DataChangeFilter | None:
+    """Trigger StatusValue (a quality change passes even inside the deadband); None without a deadband."""
+    if deadband is None:
+        return None
+    deadband_type = ua.DeadbandType.Absolute if deadband.kind is DeadbandKind.ABSOLUTE else ua.DeadbandType.Percent
+    return ua.DataChangeFilter(
+        Trigger=ua.DataChangeTrigger.StatusValue, DeadbandType=deadband_type, DeadbandValue=float(deadband.value))
+
+
+def monitored_item_request(
+    node_id: ua.NodeId, item: ItemSettings, deadband: DeadbandSetting | None
+) -> ua.MonitoredItemCreateRequest:
+    """Reporting, the item's own sampling interval and queue, oldest discarded first (the server flags it)."""
+    return ua.MonitoredItemCreateRequest(
+        ItemToMonitor=ua.ReadValueId(NodeId=node_id, AttributeId=ua.AttributeIds.Value),
+        MonitoringMode=ua.MonitoringMode.Reporting,
+        RequestedParameters=ua.MonitoringParameters(
+            ClientHandle=item.handle, SamplingInterval=item.sampling_interval_ms, QueueSize=item.queue_size,
+            DiscardOldest=True, Filter=data_change_filter(deadband)),
+    )
