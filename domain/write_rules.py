@@ -32,6 +32,10 @@ def parse_entry(tag: Tag, entry: object) -> ScalarValue:
         raise WriteRefused(f"'{entry}' is not on/off")
     if isinstance(entry, bool):
         raise WriteRefused("a number is needed, not on/off")
+    if tag.data_type is DataType.INT:
+        whole = _exact_integer(entry)
+        if whole is not None:
+            return whole
     try:
         number = float(str(entry).strip()) if not isinstance(entry, (int, float)) else float(entry)
     except ValueError:
@@ -43,6 +47,18 @@ def parse_entry(tag: Tag, entry: object) -> ScalarValue:
             raise WriteRefused(f"{tag.name} takes whole numbers only")
         return int(number)
     return number
+
+
+def _exact_integer(entry: object) -> int | None:
+    """An integer as given, never through float: a double holds every integer only up to 2**53."""
+    if isinstance(entry, int):
+        return entry
+    if isinstance(entry, str):
+        try:
+            return int(entry.strip())
+        except ValueError:
+            return None
+    return None
 
 
 def check_write(tag: Tag, value: ScalarValue, current: ScalarValue | None) -> None:
@@ -66,5 +82,7 @@ def check_write(tag: Tag, value: ScalarValue, current: ScalarValue | None) -> No
 def readback_matches(tag: Tag, requested: ScalarValue, readback: ScalarValue) -> bool:
     """Did the device take the value? Numbers agree within the tag's write tolerance."""
     if tag.data_type.is_numeric and isinstance(readback, (int, float)) and not isinstance(readback, bool):
+        if isinstance(readback, int) and isinstance(requested, int) and not isinstance(requested, bool):
+            return abs(readback - requested) <= tag.write_tolerance  # exact: 64-bit integers exceed a double
         return abs(float(readback) - float(requested)) <= tag.write_tolerance + 1e-9 * max(1.0, abs(float(requested)))
     return readback == requested
