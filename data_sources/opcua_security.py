@@ -14,7 +14,6 @@ import datetime
 import hashlib
 import logging
 import os
-import shutil
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,8 +242,3 @@ def check_server_certificate(
     raise ServerNotTrusted(f"{described} is not trusted; to trust it, move {rejected} to {pki.trusted}/",
                            BAD_CERTIFICATE_UNTRUSTED)
 
-
-def move_to_trusted(rejected_file: Path, pki: PkiDirs) -> Path:
-    """What the operator does by hand; for tools and tests."""
-    pki.trusted.mkdir(parents=True, exist_ok=True)
-    return Path(shutil.move(str(rejected_file), str(pki.trusted / rejected_file.name)))

@@ -37,7 +37,8 @@ class OnlyTheOperator:
 class SecurePlantServer:
     """Secured endpoints only (three policies x Sign / SignAndEncrypt), username and password."""
 
-    def __init__(self, pki_dir: Path) -> None:
+    def __init__(self, pki_dir: Path, policies: list[ua.SecurityPolicyType] = SECURED_ENDPOINTS) -> None:
+        self.policies = policies
         self.port = free_port()
         self.endpoint = f"opc.tcp://127.0.0.1:{self.port}/secure"
         self.cert_file = pki_dir / "server_cert.der"
@@ -50,7 +51,7 @@ class SecurePlantServer:
             self.key_file, self.cert_file, SERVER_URI, socket.gethostname(), [ExtendedKeyUsageOID.SERVER_AUTH], {})
         await self.server.init()
         self.server.set_endpoint(self.endpoint)
-        self.server.set_security_policy(SECURED_ENDPOINTS)
+        self.server.set_security_policy(self.policies)
         self.server.set_identity_tokens([ua.UserNameIdentityToken])
         await self.server.set_application_uri(SERVER_URI)
         await self.server.load_certificate(str(self.cert_file))

@@ -3,21 +3,33 @@ from __future__ import annotations
 
 import shutil
 import stat
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from asyncua import ua
+from asyncua.crypto import cert_gen
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import NameOID
 
 import data_sources.opcua_source
 from data_sources.opcua_client import new_verified_client
 from data_sources.opcua_security import (
+    BAD_CERTIFICATE_TIME_INVALID,
     BAD_CERTIFICATE_UNTRUSTED,
+    BAD_SECURITY_CHECKS_FAILED,
     OWN_CERTIFICATE_FILE,
     OWN_PRIVATE_KEY_FILE,
     PkiDirs,
+    ServerNotTrusted,
     application_uri_of,
+    check_server_certificate,
+    client_identity,
+    der_bytes,
     load_certificate,
+    thumbprint_sha256,
 )
-from data_sources.opcua_source import OpcUaDataSource
+from data_sources.opcua_source import ConnectionLost, OpcUaDataSource
 from domain.config_model import Credentials, OpcUaSource, Tag
 from domain.quality import GOOD
 from tag_store.source_status import ConnectionState
@@ -166,3 +178,75 @@ async def test_policy_none_needs_no_certificate(make_source, data_dir):
     client = await new_verified_client(SOURCE, source.config, PASSWORD, data_dir)
     assert not client.security_policy.host_certificate and client.security_policy.Mode == ua.MessageSecurityMode.None_
     assert not (data_dir / "pki").exists()
+
+
+def a_certificate(valid_from_days: int = -1, valid_until_days: int = 30):
+    """A server certificate valid from / until so many days from now."""
+    key = cert_gen.generate_private_key()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Other PLC")])
+    now = datetime.now(timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now + timedelta(days=valid_from_days))
+            .not_valid_after(now + timedelta(days=valid_until_days))
+            .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier("urn:other-plc")]), False)
+            .sign(key, hashes.SHA256()))
+    return cert, key
+
+
+def test_a_trusted_pem_is_accepted_and_junk_in_trusted_is_ignored(data_dir):
+    pki = PkiDirs.under(data_dir)
+    cert, _key = a_certificate()
+    pki.trusted.mkdir(parents=True)
+    (pki.trusted / "other-plc.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (pki.trusted / "notes.pem").write_text("not a certificate")
+    accepted = check_server_certificate(der_bytes(cert), pki, False, "opc.tcp://other-plc:4840")
+    assert thumbprint_sha256(accepted) == thumbprint_sha256(cert)
+
+
+def test_a_certificate_outside_its_dates_is_refused_even_when_trusted(data_dir):
+    pki = PkiDirs.under(data_dir)
+    for cert, words in [(a_certificate(-30, -1)[0], "expired on"), (a_certificate(2, 30)[0], "not valid before")]:
+        pki.trusted.mkdir(parents=True, exist_ok=True)
+        (pki.trusted / f"{thumbprint_sha256(cert)}.der").write_bytes(der_bytes(cert))
+        with pytest.raises(ServerNotTrusted, match=words) as refused:
+            check_server_certificate(der_bytes(cert), pki, True, "opc.tcp://other-plc:4840")
+        assert refused.value.quality == BAD_CERTIFICATE_TIME_INVALID
+
+
+def test_a_changed_server_certificate_is_refused_after_trust_on_first_use(data_dir):
+    pki = PkiDirs.under(data_dir)
+    first, _ = a_certificate()
+    check_server_certificate(der_bytes(first), pki, True, "opc.tcp://other-plc:4840")
+    check_server_certificate(der_bytes(first), pki, False, "opc.tcp://other-plc:4840")
+    # TOFU trusts a new certificate only on the first use of that certificate; without TOFU, never.
+    second, _ = a_certificate()
+    with pytest.raises(ServerNotTrusted) as refused:
+        check_server_certificate(der_bytes(second), pki, False, "opc.tcp://other-plc:4840")
+    assert refused.value.quality == BAD_CERTIFICATE_UNTRUSTED
+    assert (pki.rejected / f"{thumbprint_sha256(second)}.der").is_file()
+
+
+def test_configured_client_certificate_files_are_used_with_their_application_uri(tmp_path, data_dir):
+    cert, key = a_certificate()
+    cert_file, key_file = tmp_path / "mine.der", tmp_path / "mine.pem"
+    cert_file.write_bytes(der_bytes(cert))
+    key_file.write_bytes(cert_gen.dump_private_key_as_pem(key))
+    identity = client_identity(PkiDirs.under(data_dir), str(cert_file), str(key_file))
+    assert (identity.certificate_path, identity.private_key_path) == (cert_file, key_file)
+    assert identity.application_uri == "urn:other-plc"
+    assert not (data_dir / "pki" / "own").exists()
+    with pytest.raises(ServerNotTrusted, match="together"):
+        client_identity(PkiDirs.under(data_dir), str(cert_file), None)
+
+
+async def test_a_server_without_the_configured_policy_is_refused_with_what_it_offers(tmp_path, make_source, data_dir):
+    server = await SecurePlantServer(tmp_path, [ua.SecurityPolicyType.Basic256Sha256_Sign]).start()
+    try:
+        source, _writer = make_source(server.endpoint, policy="Aes256Sha256RsaPss", mode="SignAndEncrypt")
+        with pytest.raises(ConnectionLost, match="offers no endpoint with security Aes256Sha256RsaPss/SignAndEncrypt; "
+                                                 "it offers Basic256Sha256/Sign") as refused:
+            await new_verified_client(SOURCE, source.config, PASSWORD, data_dir)
+        assert refused.value.quality == BAD_SECURITY_CHECKS_FAILED
+    finally:
+        await server.stop()
