@@ -72,7 +72,7 @@ async def browse(client: Client, start: str | None = None, max_depth: int = DEFA
     namespace_uris = await client.get_namespace_array()
     start_id = resolve_node_id(start, namespace_uris) if start else ua.NodeId(ua.ObjectIds.ObjectsFolder)
     found: list[tuple[int, tuple[str, ...], ua.ReferenceDescription]] = []
-    await _walk(client, start_id, (), 1, max_depth, found)
+    await _walk(client, start_id, (), 1, max_depth, found, {start_id})
     variables = [ref.NodeId for _, _, ref in found if ref.NodeClass == ua.NodeClass.Variable]
     facts = await _variable_facts(client, variables, namespace_uris,
                                   [path for _, path, ref in found if ref.NodeClass == ua.NodeClass.Variable])
@@ -84,18 +84,21 @@ async def browse(client: Client, start: str | None = None, max_depth: int = DEFA
 
 
 async def _walk(client: Client, node_id: ua.NodeId, path: tuple[str, ...], depth: int, max_depth: int,
-                found: list) -> None:
+                found: list, seen: set[ua.NodeId]) -> None:
+    """Depth first; a node reached a second time (two folders organize it, or a cycle) is listed once."""
     if depth > max_depth:
         return
     references = await client.get_node(node_id).get_references(
         refs=ua.ObjectIds.HierarchicalReferences, direction=ua.BrowseDirection.Forward,
         nodeclassmask=ua.NodeClass.Object | ua.NodeClass.Variable)
     for ref in references:
-        if ref.ReferenceTypeId == ua.NodeId(ua.ObjectIds.HasProperty) or ref.NodeId.NamespaceIndex == 0:
+        if (ref.ReferenceTypeId == ua.NodeId(ua.ObjectIds.HasProperty) or ref.NodeId.NamespaceIndex == 0
+                or ref.NodeId in seen):
             continue
+        seen.add(ref.NodeId)
         child_path = (*path, ref.BrowseName.Name)
         found.append((depth, child_path, ref))
-        await _walk(client, ref.NodeId, child_path, depth + 1, max_depth, found)
+        await _walk(client, ref.NodeId, child_path, depth + 1, max_depth, found, seen)
 
 
 async def _variable_facts(client: Client, node_ids: list[ua.NodeId], namespace_uris: list[str],

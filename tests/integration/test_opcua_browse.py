@@ -57,6 +57,10 @@ async def plant():
     # Two names that clean up to the same tag name, and one that starts with a digit.
     await area.add_variable(nid("Area1.T1"), ua.QualifiedName("Temp 1", idx), 20.0, ua.VariantType.Float)
     await area.add_variable(nid("Area1.T1b"), ua.QualifiedName("Temp_1", idx), 21.0, ua.VariantType.Float)
+    # A cycle (a folder in the tank organizes the tank's area) and a second way to the level: each node is listed once.
+    favourites = await tank.add_folder(nid("Area1.Tank.Favourites"), ua.QualifiedName("Favourites", idx))
+    await favourites.add_reference(area.nodeid, ua.ObjectIds.Organizes)
+    await favourites.add_reference(level.nodeid, ua.ObjectIds.Organizes)
     await server.nodes.objects.add_variable(nid("2ndPump"), ua.QualifiedName("2nd pump", idx), 1,
                                             ua.VariantType.Int32)
     await server.start()
@@ -76,7 +80,9 @@ async def browsed(endpoint: str, tmp_path: Path, start: str | None = None, depth
 
 async def test_the_walk_finds_variables_with_types_units_ranges_and_access(plant, tmp_path):
     nodes = await browsed(plant, tmp_path)
-    assert [n.browse_path for n in nodes if n.variable is None] == [("Area1",), ("Area1", "Tank 1")]
+    assert [n.browse_path for n in nodes if n.variable is None] == [
+        ("Area1",), ("Area1", "Tank 1"), ("Area1", "Tank 1", "Favourites")]
+    assert [n.variable.browse_path[-1] for n in nodes if n.variable].count("Level") == 1
     variables = {n.variable.browse_path[-1]: n.variable for n in nodes if n.variable}
     level = variables["Level"]
     assert level.node_id == f"nsu={NAMESPACE};s=Area1.Tank.Level"
@@ -97,7 +103,8 @@ async def test_depth_and_start_node_limit_the_walk(plant, tmp_path):
     shallow = await browsed(plant, tmp_path, depth=1)
     assert [n.browse_path for n in shallow] == [("Area1",), ("2nd pump",)]
     tank_only = await browsed(plant, tmp_path, start=f"nsu={NAMESPACE};s=Area1.Tank")
-    assert sorted(n.browse_path[-1] for n in tank_only) == ["Count", "Level", "Running", "Samples"]
+    assert sorted(n.browse_path[-1] for n in tank_only if n.depth == 1) == [
+        "Count", "Favourites", "Level", "Running", "Samples"]
 
 
 def test_tag_names_are_valid_and_unique():
