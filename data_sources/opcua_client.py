@@ -12,7 +12,7 @@ from asyncua.crypto import security_policies
 from data_sources.opcua_security import (
     BAD_SECURITY_CHECKS_FAILED,
     PkiDirs,
-    ServerNotTrusted,
+    SecurityCheckFailed,
     check_server_certificate,
     client_identity,
     first_der_certificate,
@@ -120,7 +120,7 @@ async def new_verified_client(
         server_certificate = await _server_certificate(client, policy.URI, mode, config)
         await asyncio.to_thread(
             check_server_certificate, server_certificate, pki, config.trust_on_first_use, config.endpoint)
-    except ServerNotTrusted as exc:
+    except SecurityCheckFailed as exc:
         raise _refused(str(exc), exc.quality) from None
     await client.set_security(policy, str(identity.certificate_path), str(identity.private_key_path),
                               server_certificate=server_certificate, mode=mode)
@@ -135,7 +135,7 @@ async def _server_certificate(client: Client, policy_uri: str, mode: ua.MessageS
         if endpoint.SecurityPolicyUri == policy_uri and endpoint.SecurityMode == mode:
             return first_der_certificate(endpoint.ServerCertificate or b"")
     offered = sorted({f"{e.SecurityPolicyUri.rsplit('#', 1)[-1]}/{e.SecurityMode.name}" for e in endpoints})
-    raise ServerNotTrusted(
+    raise SecurityCheckFailed(
         f"{config.endpoint} offers no endpoint with security {config.security.policy.value}/"
         f"{config.security.mode.value}; it offers {', '.join(offered)}", BAD_SECURITY_CHECKS_FAILED)
 

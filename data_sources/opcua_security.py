@@ -11,6 +11,7 @@ trusted/ and the certificate is within its validity dates. Nothing here opens a 
 from __future__ import annotations
 
 import datetime
+import fcntl
 import hashlib
 import logging
 import os
@@ -71,8 +72,8 @@ class ClientIdentity:
     application_uri: str
 
 
-class ServerNotTrusted(Exception):
-    """The server's certificate failed our checks; `quality` is what the tags become."""
+class SecurityCheckFailed(Exception):
+    """A certificate (the server's, or our configured one) failed a check; `quality` is what the tags become."""
 
     def __init__(self, reason: str, quality: Quality):
         super().__init__(reason)
@@ -85,12 +86,12 @@ def client_identity(pki: PkiDirs, certificate: str | None, private_key: str | No
     """The configured certificate and key, or Stacklight's own, made under pki/own/ on first use."""
     if certificate is not None or private_key is not None:
         if certificate is None or private_key is None:
-            raise ServerNotTrusted("client_certificate and client_private_key must be configured together",
+            raise SecurityCheckFailed("client_certificate and client_private_key must be configured together",
                                    BAD_SECURITY_CHECKS_FAILED)
         cert_path, key_path = Path(certificate), Path(private_key)
         for path in (cert_path, key_path):
             if not path.is_file():
-                raise ServerNotTrusted(f"configured client certificate file {path} does not exist",
+                raise SecurityCheckFailed(f"configured client certificate file {path} does not exist",
                                        BAD_SECURITY_CHECKS_FAILED)
         cert = load_certificate(cert_path.read_bytes())
         return ClientIdentity(cert_path, key_path, application_uri_of(cert) or default_application_uri())
@@ -100,6 +101,13 @@ def client_identity(pki: PkiDirs, certificate: str | None, private_key: str | No
 def _own_identity(pki: PkiDirs) -> ClientIdentity:
     pki.own.mkdir(parents=True, exist_ok=True)
     os.chmod(pki.own, 0o700)
+    # Several sources (threads or processes) may start at once: one makes the pair, the others read it.
+    with open(pki.own / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _own_identity_locked(pki)
+
+
+def _own_identity_locked(pki: PkiDirs) -> ClientIdentity:
     cert_path, key_path = pki.own / OWN_CERTIFICATE_FILE, pki.own / OWN_PRIVATE_KEY_FILE
     if key_path.is_file():
         os.chmod(key_path, 0o600)
@@ -209,22 +217,22 @@ def trusted_thumbprints(pki: PkiDirs) -> set[str]:
 def check_server_certificate(
     server_certificate: bytes, pki: PkiDirs, trust_on_first_use: bool, endpoint: str
 ) -> x509.Certificate:
-    """The server's certificate if it is trusted and valid; else ServerNotTrusted with what to do.
+    """The server's certificate if it is trusted and valid; else SecurityCheckFailed with what to do.
 
     An unknown certificate is saved to rejected/ (or, with trust_on_first_use, to trusted/).
     """
     if not server_certificate:
-        raise ServerNotTrusted(f"{endpoint} sent no server certificate", BAD_SECURITY_CHECKS_FAILED)
+        raise SecurityCheckFailed(f"{endpoint} sent no server certificate", BAD_SECURITY_CHECKS_FAILED)
     try:
         cert = load_certificate(server_certificate)
     except ValueError as exc:
-        raise ServerNotTrusted(f"{endpoint} sent an unreadable server certificate: {exc}",
+        raise SecurityCheckFailed(f"{endpoint} sent an unreadable server certificate: {exc}",
                                BAD_SECURITY_CHECKS_FAILED) from None
     thumbprint = thumbprint_sha256(cert)
     described = f"server certificate CN={common_name(cert)}, thumbprint SHA256 {thumbprint}"
     problem = validity_problem(cert)
     if problem is not None:
-        raise ServerNotTrusted(f"{described} is {problem}; the server needs a new certificate",
+        raise SecurityCheckFailed(f"{described} is {problem}; the server needs a new certificate",
                                BAD_CERTIFICATE_TIME_INVALID)
     if thumbprint in trusted_thumbprints(pki):
         return cert
@@ -239,6 +247,6 @@ def check_server_certificate(
     rejected = pki.rejected / file_name
     if not rejected.exists():
         rejected.write_bytes(der_bytes(cert))
-    raise ServerNotTrusted(f"{described} is not trusted; to trust it, move {rejected} to {pki.trusted}/",
+    raise SecurityCheckFailed(f"{described} is not trusted; to trust it, move {rejected} to {pki.trusted}/",
                            BAD_CERTIFICATE_UNTRUSTED)
 

@@ -21,7 +21,7 @@ from data_sources.opcua_security import (
     OWN_CERTIFICATE_FILE,
     OWN_PRIVATE_KEY_FILE,
     PkiDirs,
-    ServerNotTrusted,
+    SecurityCheckFailed,
     application_uri_of,
     check_server_certificate,
     client_identity,
@@ -209,7 +209,7 @@ def test_a_certificate_outside_its_dates_is_refused_even_when_trusted(data_dir):
     for cert, words in [(a_certificate(-30, -1)[0], "expired on"), (a_certificate(2, 30)[0], "not valid before")]:
         pki.trusted.mkdir(parents=True, exist_ok=True)
         (pki.trusted / f"{thumbprint_sha256(cert)}.der").write_bytes(der_bytes(cert))
-        with pytest.raises(ServerNotTrusted, match=words) as refused:
+        with pytest.raises(SecurityCheckFailed, match=words) as refused:
             check_server_certificate(der_bytes(cert), pki, True, "opc.tcp://other-plc:4840")
         assert refused.value.quality == BAD_CERTIFICATE_TIME_INVALID
 
@@ -221,7 +221,7 @@ def test_a_changed_server_certificate_is_refused_after_trust_on_first_use(data_d
     check_server_certificate(der_bytes(first), pki, False, "opc.tcp://other-plc:4840")
     # TOFU trusts a new certificate only on the first use of that certificate; without TOFU, never.
     second, _ = a_certificate()
-    with pytest.raises(ServerNotTrusted) as refused:
+    with pytest.raises(SecurityCheckFailed) as refused:
         check_server_certificate(der_bytes(second), pki, False, "opc.tcp://other-plc:4840")
     assert refused.value.quality == BAD_CERTIFICATE_UNTRUSTED
     assert (pki.rejected / f"{thumbprint_sha256(second)}.der").is_file()
@@ -236,7 +236,7 @@ def test_configured_client_certificate_files_are_used_with_their_application_uri
     assert (identity.certificate_path, identity.private_key_path) == (cert_file, key_file)
     assert identity.application_uri == "urn:other-plc"
     assert not (data_dir / "pki" / "own").exists()
-    with pytest.raises(ServerNotTrusted, match="together"):
+    with pytest.raises(SecurityCheckFailed, match="together"):
         client_identity(PkiDirs.under(data_dir), str(cert_file), None)
 
 
@@ -250,3 +250,4 @@ async def test_a_server_without_the_configured_policy_is_refused_with_what_it_of
         assert refused.value.quality == BAD_SECURITY_CHECKS_FAILED
     finally:
         await server.stop()
+
