@@ -25,6 +25,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--mode", default="None", choices=[m.value for m in OpcUaSecurityMode])
     parser.add_argument("--username")
     parser.add_argument("--password-env", metavar="VAR", help="environment variable that holds the password")
+    parser.add_argument("--trust-on-first-use", action="store_true",
+                        help="trust the server's certificate if it is new (as trust_on_first_use of the source)")
+    parser.add_argument("--client-certificate", help="Stacklight's certificate (as client_certificate)")
+    parser.add_argument("--client-private-key", help="its private key (as client_private_key)")
     parser.add_argument("--start", metavar="NODE", help="node id to start from (default: the Objects folder)")
     parser.add_argument("--depth", type=int, default=DEFAULT_MAX_DEPTH, help="levels below the start node")
     parser.add_argument("--source", default="opcua", help="source name for the tags (and the client certificate)")
@@ -45,7 +49,8 @@ def source_config(args: argparse.Namespace) -> OpcUaSource:
     if args.username:
         credentials = {"username": args.username, "password": {"env": args.password_env or "OPCUA_PASSWORD"}}
     return OpcUaSource(kind="opcua", endpoint=args.endpoint, security={"policy": args.policy, "mode": args.mode},
-                       credentials=credentials)
+                       credentials=credentials, trust_on_first_use=args.trust_on_first_use,
+                       client_certificate=args.client_certificate, client_private_key=args.client_private_key)
 
 
 def tree_lines(nodes: list[BrowsedNode]) -> list[str]:

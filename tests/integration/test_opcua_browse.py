@@ -2,12 +2,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from asyncua import Server, ua
+from asyncua.crypto import cert_gen
+from asyncua.crypto.permission_rules import User, UserRole
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from data_sources.opcua_browse import browse, connected, tag_name, tags_yaml
 from data_sources.opcua_source import OpcUaDataSource
@@ -169,3 +174,47 @@ async def test_the_command_line_says_when_the_server_is_not_there(tmp_path):
         str(tmp_path), cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     _, stderr = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 1 and "cannot browse" in stderr.decode()
+
+
+class OnlyTheEngineer:
+    def get_user(self, iserver, username=None, password=None, certificate=None):
+        return User(role=UserRole.User) if (username, password) == ("engineer", "s3cret") else None
+
+
+@pytest.fixture
+async def secure_plant(tmp_path):
+    server = Server(user_manager=OnlyTheEngineer())
+    await server.init()
+    endpoint = f"opc.tcp://127.0.0.1:{free_port()}/secure"
+    server.set_endpoint(endpoint)
+    server.set_security_policy([ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt])
+    server.set_identity_tokens([ua.UserNameIdentityToken])
+    await server.set_application_uri("urn:stacklight:test-browse-secure")
+    key_file, cert_file = tmp_path / "server_key.pem", tmp_path / "server_cert.der"
+    await cert_gen.setup_self_signed_certificate(key_file, cert_file, "urn:stacklight:test-browse-secure",
+                                                 socket.gethostname(), [ExtendedKeyUsageOID.SERVER_AUTH], {})
+    await server.load_certificate(str(cert_file))
+    await server.load_private_key(str(key_file))
+    idx = await server.register_namespace(NAMESPACE)
+    await server.nodes.objects.add_variable(ua.NodeId("Secret.Level", idx), "Level", 3.25)
+    await server.start()
+    yield endpoint
+    await server.stop()
+
+
+async def test_the_command_line_uses_the_sources_security_and_user(secure_plant, tmp_path):
+    async def browse_cli(password: str) -> tuple[int, str, str]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "data_sources.browse", secure_plant, "--policy", "Basic256Sha256",
+            "--mode", "SignAndEncrypt", "--username", "engineer", "--password-env", "TEST_BROWSE_PASSWORD",
+            "--trust-on-first-use", "--data-dir", str(tmp_path / "data"), cwd=REPO,
+            env={**os.environ, "TEST_BROWSE_PASSWORD": password},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+        return process.returncode, stdout.decode(), stderr.decode()
+
+    code, stdout, stderr = await browse_cli("s3cret")
+    assert code == 0, stderr
+    assert f"Level  [float]  nsu={NAMESPACE};s=Secret.Level" in stdout.splitlines()
+    code, stdout, stderr = await browse_cli("guess")
+    assert code == 1 and "BadUserAccessDenied" in stderr, stderr
