@@ -12,8 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
-import data_sources.opcua_source
-from data_sources.opcua_client import new_verified_client
+from data_sources.opcua_client import new_client
 from data_sources.opcua_security import (
     BAD_CERTIFICATE_TIME_INVALID,
     BAD_CERTIFICATE_UNTRUSTED,
@@ -39,12 +38,6 @@ from tests.integration.opcua_security_helpers import LEVEL, NAMESPACE, PASSWORD,
 
 SOURCE = "secure-plc"
 TAGS = [Tag(name="t.level", source=SOURCE, node_id=f"nsu={NAMESPACE};s=Test.Level")]
-
-
-@pytest.fixture(autouse=True)
-def verified_clients(monkeypatch):
-    """The source builds its clients with the trust check (until new_client is switched over)."""
-    monkeypatch.setattr(data_sources.opcua_source, "new_client", new_verified_client)
 
 
 @pytest.fixture
@@ -175,7 +168,7 @@ async def test_the_client_key_is_private_and_the_certificate_names_the_applicati
 
 async def test_policy_none_needs_no_certificate(make_source, data_dir):
     source, _writer = make_source("opc.tcp://127.0.0.1:1/none", policy="None", mode="None")
-    client = await new_verified_client(SOURCE, source.config, PASSWORD, data_dir)
+    client = await new_client(SOURCE, source.config, PASSWORD, data_dir)
     assert not client.security_policy.host_certificate and client.security_policy.Mode == ua.MessageSecurityMode.None_
     assert not (data_dir / "pki").exists()
 
@@ -246,7 +239,7 @@ async def test_a_server_without_the_configured_policy_is_refused_with_what_it_of
         source, _writer = make_source(server.endpoint, policy="Aes256Sha256RsaPss", mode="SignAndEncrypt")
         with pytest.raises(ConnectionLost, match="offers no endpoint with security Aes256Sha256RsaPss/SignAndEncrypt; "
                                                  "it offers Basic256Sha256/Sign") as refused:
-            await new_verified_client(SOURCE, source.config, PASSWORD, data_dir)
+            await new_client(SOURCE, source.config, PASSWORD, data_dir)
         assert refused.value.quality == BAD_SECURITY_CHECKS_FAILED
     finally:
         await server.stop()

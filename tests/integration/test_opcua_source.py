@@ -317,6 +317,7 @@ async def test_an_encrypted_session_with_user_and_password(secure_plant, redis_c
         config = source_config(secure_plant).model_copy(update={
             "security": OpcUaSecurity(policy="Basic256Sha256", mode="SignAndEncrypt"),
             "credentials": Credentials(username="operator", password={"env": password_env}),
+            "trust_on_first_use": True,
         })
         writer = TagStoreWriter(redis_client, history_samples_per_tag=100, flush_interval_s=0.01)
         return OpcUaDataSource(name, config, tags, writer, data_dir=tmp_path), writer
@@ -325,11 +326,12 @@ async def test_an_encrypted_session_with_user_and_password(secure_plant, redis_c
     async with running(writer.run(), source.run()):
         level = await wait_for_latest(redis_client, "t.level", is_good, timeout_s=10)
         assert level.value == 3.25
-    assert (tmp_path / "pki" / SOURCE / "client_cert.der").is_file()
+    assert (tmp_path / "pki" / "own" / "client_cert.der").is_file()
+    assert len(list((tmp_path / "pki" / "trusted").iterdir())) == 1
     await redis_client.delete("sl:latest")
     refused, writer = secure_source("TEST_OPCUA_WRONG_PASSWORD", "intruder")
     async with running(writer.run(), refused.run()):
-        level = await wait_for_latest(redis_client, "t.level", lambda tv: tv.quality == BAD_NO_COMMUNICATION,
+        level = await wait_for_latest(redis_client, "t.level", lambda tv: tv.quality.name == "BadUserAccessDenied",
                                       timeout_s=10)
         assert level.value is None and "BadUserAccessDenied" in refused.detail
         assert refused.counters.connect_failures >= 1 and refused.counters.connects == 0
