@@ -110,12 +110,12 @@ async def _variable_facts(client: Client, node_ids: list[ua.NodeId], namespace_u
         await client.read_attributes(nodes, attribute) for attribute in (
             ua.AttributeIds.DataType, ua.AttributeIds.ValueRank, ua.AttributeIds.AccessLevel,
             ua.AttributeIds.Description, ua.AttributeIds.Value)]
-    facts = []
+    facts, type_names = [], {}
     for i, node in enumerate(nodes):
         units, eu_range = await _engineering_properties(client, node)
         data_type_id = _attribute(data_types[i])
         opcua_type, data_type, note = await _tag_data_type(client, data_type_id, _attribute(value_ranks[i]),
-                                                           values[i].Value)
+                                                           values[i].Value, type_names)
         description = _attribute(descriptions[i])
         access = _attribute(access_levels[i]) or 0
         facts.append(BrowsedVariable(
@@ -132,24 +132,35 @@ def _attribute(dv: ua.DataValue):
     return dv.Value.Value if dv.Value is not None else None
 
 
-async def _tag_data_type(client: Client, data_type_id: object, value_rank: object,
-                         value: ua.Variant | None) -> tuple[str, DataType | None, str]:
+async def _tag_data_type(client: Client, data_type_id: object, value_rank: object, value: ua.Variant | None,
+                         type_names: dict[ua.NodeId, str]) -> tuple[str, DataType | None, str]:
     """(the server's type name, the Tag data type or None, why not)."""
     if not isinstance(data_type_id, ua.NodeId):
         return "?", None, "no DataType readable"
-    try:
-        name = (await client.get_node(data_type_id).read_browse_name()).Name
-    except Exception:  # noqa: BLE001 - a name is only for display
-        name = data_type_id.to_string()
+    name = await _type_name(client, data_type_id, type_names)
     is_array = (isinstance(value_rank, int) and value_rank >= 0) or (
         value is not None and (value.is_array or bool(value.Dimensions)))
     if is_array:
         return f"{name}[]", None, "skipped: an array"
     if data_type_id.NamespaceIndex == 0 and data_type_id.Identifier in _DATA_TYPES:
         return name, _DATA_TYPES[data_type_id.Identifier], ""
-    if data_type_id.NamespaceIndex != 0 or isinstance(value.Value if value else None, ua.ExtensionObject):
+    if data_type_id.NamespaceIndex != 0 or (value is not None and value.VariantType is ua.VariantType.ExtensionObject):
         return name, None, "skipped: a structure"
     return name, None, f"skipped: data type {name} has no Tag equivalent"
+
+
+async def _type_name(client: Client, data_type_id: ua.NodeId, type_names: dict[ua.NodeId, str]) -> str:
+    """Built-in types by their standard name; others asked once per walk (a name is only for display)."""
+    name = type_names.get(data_type_id)
+    if name is None:
+        name = ua.ObjectIdNames.get(data_type_id.Identifier) if data_type_id.NamespaceIndex == 0 else None
+        if name is None:
+            try:
+                name = (await client.get_node(data_type_id).read_browse_name()).Name
+            except Exception:  # noqa: BLE001 - fall back to the id
+                name = data_type_id.to_string()
+        type_names[data_type_id] = name
+    return name
 
 
 async def _engineering_properties(client: Client, node) -> tuple[str, tuple[float, float] | None]:

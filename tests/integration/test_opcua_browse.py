@@ -5,6 +5,7 @@ import asyncio
 import os
 import socket
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,9 @@ async def plant():
                             ua.VariantType.Boolean)
     await tank.add_variable(nid("Area1.Tank.Samples"), ua.QualifiedName("Samples", idx), [1.0, 2.0, 3.0],
                             ua.VariantType.Double)
+    await tank.add_variable(nid("Area1.Tank.Limits"), ua.QualifiedName("Limits", idx), ua.Range(Low=1.0, High=2.0))
+    await tank.add_variable(nid("Area1.Tank.Since"), ua.QualifiedName("Since", idx),
+                            ua.Variant(datetime(2026, 1, 1, tzinfo=timezone.utc), ua.VariantType.DateTime))
     await area.add_variable(ua.NodeId(4711, idx), ua.QualifiedName("Mode", idx), "auto", ua.VariantType.String)
     # Two names that clean up to the same tag name, and one that starts with a digit.
     await area.add_variable(nid("Area1.T1"), ua.QualifiedName("Temp 1", idx), 20.0, ua.VariantType.Float)
@@ -100,6 +104,8 @@ async def test_the_walk_finds_variables_with_types_units_ranges_and_access(plant
     assert variables["Mode"].data_type is DataType.STRING and variables["Mode"].node_id == f"nsu={NAMESPACE};i=4711"
     samples = variables["Samples"]
     assert samples.data_type is None and "array" in samples.note
+    assert variables["Limits"].data_type is None and variables["Limits"].note == "skipped: a structure"
+    assert variables["Since"].note == "skipped: data type DateTime has no Tag equivalent"
     # Properties are facts about a variable, not variables of their own; the Server object is not entered.
     assert "EURange" not in variables and "ServerStatus" not in variables
 
@@ -109,7 +115,7 @@ async def test_depth_and_start_node_limit_the_walk(plant, tmp_path):
     assert [n.browse_path for n in shallow] == [("Area1",), ("2nd pump",)]
     tank_only = await browsed(plant, tmp_path, start=f"nsu={NAMESPACE};s=Area1.Tank")
     assert sorted(n.browse_path[-1] for n in tank_only if n.depth == 1) == [
-        "Count", "Favourites", "Level", "Running", "Samples"]
+        "Count", "Favourites", "Level", "Limits", "Running", "Samples", "Since"]
 
 
 def test_tag_names_are_valid_and_unique():
