@@ -209,17 +209,20 @@ async def secure_plant(tmp_path):
 
 
 async def test_the_command_line_uses_the_sources_security_and_user(secure_plant, tmp_path):
-    async def browse_cli(password: str) -> tuple[int, str, str]:
+    async def browse_cli(password: str, *trust: str) -> tuple[int, str, str]:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "data_sources.browse", secure_plant, "--policy", "Basic256Sha256",
             "--mode", "SignAndEncrypt", "--username", "engineer", "--password-env", "TEST_BROWSE_PASSWORD",
-            "--trust-on-first-use", "--data-dir", str(tmp_path / "data"), cwd=REPO,
+            *trust, "--data-dir", str(tmp_path / "data"), cwd=REPO,
             env={**os.environ, "TEST_BROWSE_PASSWORD": password},
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
         return process.returncode, stdout.decode(), stderr.decode()
 
+    # Like the source: a server whose certificate is not trusted is not talked to.
     code, stdout, stderr = await browse_cli("s3cret")
+    assert code == 1 and "not trusted" in stderr and "pki/trusted" in stderr and not stdout, stderr
+    code, stdout, stderr = await browse_cli("s3cret", "--trust-on-first-use")
     assert code == 0, stderr
     assert f"Level  [float]  nsu={NAMESPACE};s=Secret.Level" in stdout.splitlines()
     code, stdout, stderr = await browse_cli("guess")
