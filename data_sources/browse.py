@@ -31,7 +31,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--client-private-key", help="its private key (as client_private_key)")
     parser.add_argument("--start", metavar="NODE", help="node id to start from (default: the Objects folder)")
     parser.add_argument("--depth", type=int, default=DEFAULT_MAX_DEPTH, help="levels below the start node")
-    parser.add_argument("--source", default="opcua", help="source name for the tags (and the client certificate)")
+    parser.add_argument("--source", default="opcua", help="the source: of every tag (and the session name)")
     parser.add_argument("--prefix", default="", help="put in front of every tag name, e.g. 'line1.'")
     parser.add_argument("--data-dir", default="./data", help="where the client certificate is kept (as data_dir)")
     parser.add_argument("--output", metavar="FILE", help="write a YAML tags block here")
