@@ -161,3 +161,36 @@ async def test_a_wrong_node_id_marks_only_its_tag_bad(plant, make_source, redis_
             await wait_for_latest(redis_client, f"t.n{i}", lambda tv, v=7.0 + i: tv.value == v and tv.quality == GOOD)
         assert (await latest(redis_client, "t.wrong")).quality.name == "BadNodeIdUnknown"
         assert source.counters.connect_failures == 0
+
+
+@pytest.fixture
+def server_without_percent_deadbands(monkeypatch):
+    """A server that, like many, has no EURange-based deadband: it rejects Percent filters."""
+    original = MonitoredItemService._create_data_change_monitored_item
+
+    async def rejecting_percent(self, params):
+        item_filter = params.RequestedParameters.Filter
+        if getattr(item_filter, "DeadbandType", None) == ua.DeadbandType.Percent:
+            return ua.MonitoredItemCreateResult(
+                StatusCode=ua.StatusCode(ua.StatusCodes.BadMonitoredItemFilterUnsupported))
+        return await original(self, params)
+
+    monkeypatch.setattr(MonitoredItemService, "_create_data_change_monitored_item", rejecting_percent)
+
+
+async def test_a_rejected_percent_deadband_falls_back_to_the_range_share_logged_once(
+        plant, make_source, redis_client, server_without_percent_deadbands, caplog):
+    tags = [tag(0, "t.ranged", range={"low": 0, "high": 100}, deadband={"percent": 5}),
+            tag(0, "t.unranged", deadband={"percent": 5})]
+    source, writer = make_source(plant.endpoint, tags)
+    async with running(writer.run(), source.run()):
+        await plant.set(0, 10.0)
+        for name in ("t.ranged", "t.unranged"):
+            await wait_for_latest(redis_client, name, lambda tv: tv.value == 10.0 and tv.quality == GOOD)
+        await plant.set(0, 12.0)  # within 5 % of 0..100: held back by the fallback; no deadband without a range
+        await wait_for_latest(redis_client, "t.unranged", lambda tv: tv.value == 12.0)
+        await asyncio.sleep(0.3)
+        assert (await latest(redis_client, "t.ranged")).value == 10.0
+        await plant.set(0, 20.0)
+        await wait_for_latest(redis_client, "t.ranged", lambda tv: tv.value == 20.0 and tv.quality == GOOD)
+    assert sum("rejects the deadband filter" in r.getMessage() for r in caplog.records) == 1
