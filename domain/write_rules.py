@@ -82,7 +82,11 @@ def check_write(tag: Tag, value: ScalarValue, current: ScalarValue | None) -> No
 def readback_matches(tag: Tag, requested: ScalarValue, readback: ScalarValue) -> bool:
     """Did the device take the value? Numbers agree within the tag's write tolerance."""
     if tag.data_type.is_numeric and isinstance(readback, (int, float)) and not isinstance(readback, bool):
-        if isinstance(readback, int) and isinstance(requested, int) and not isinstance(requested, bool):
-            return abs(readback - requested) <= tag.write_tolerance  # exact: 64-bit integers exceed a double
+        if isinstance(requested, int) and not isinstance(requested, bool):
+            # Exact: 64-bit integers exceed a double (2**53 + 1 must not match 2**53.0).
+            if isinstance(readback, float) and readback.is_integer():
+                readback = int(readback)
+            if isinstance(readback, int):
+                return abs(readback - requested) <= tag.write_tolerance
         return abs(float(readback) - float(requested)) <= tag.write_tolerance + 1e-9 * max(1.0, abs(float(requested)))
     return readback == requested
