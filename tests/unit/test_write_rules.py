@@ -72,3 +72,13 @@ def test_readback_uses_the_tolerance():
     assert readback_matches(SETPOINT, 60.0, 60.009)
     assert not readback_matches(SETPOINT, 60.0, 60.02)
     assert not readback_matches(SETPOINT, 60.0, True)
+
+
+def test_large_integers_are_parsed_and_compared_exactly():
+    counter = SETPOINT.model_copy(update={"data_type": DataType.INT, "range": None, "limits": None,
+                                          "max_step": None, "write_tolerance": 0})
+    assert parse_entry(counter, str(2**64 - 1)) == 2**64 - 1
+    assert parse_entry(counter, 2**53 + 1) == 2**53 + 1
+    # A device answering 2**53 (as a double) did not take 2**53 + 1.
+    assert not readback_matches(counter, 2**53 + 1, float(2**53))
+    assert readback_matches(counter, 2**53, float(2**53))
