@@ -194,3 +194,26 @@ async def test_a_rejected_percent_deadband_falls_back_to_the_range_share_logged_
         await plant.set(0, 20.0)
         await wait_for_latest(redis_client, "t.ranged", lambda tv: tv.value == 20.0 and tv.quality == GOOD)
     assert sum("rejects the deadband filter" in r.getMessage() for r in caplog.records) == 1
+
+
+async def test_losing_one_connection_spoils_only_its_own_tags(plant, make_source, redis_client):
+    source, writer = make_source(plant.endpoint, [tag(i) for i in range(4)], max_items_per_connection=2)
+    async with running(writer.run(), source.run()):
+        await wait_until(lambda: source.counters.connects == 2, what="two connections")
+        first, second = source._connections
+        first_tags = [source.tags[h].name for h in first.handles]
+        second_tags = [source.tags[h].name for h in second.handles]
+        first.client.disconnect_socket()  # as a reset link would
+        for name in first_tags:
+            await wait_for_latest(redis_client, name, lambda tv: tv.quality.is_bad and tv.value is None)
+        assert source.state in ("disconnected", "connecting") and "connection 1 of 2" in source.detail
+        for i in range(4):
+            await plant.set(i, 30.0 + i)
+        for name in second_tags:
+            index = int(name.removeprefix("t.n"))
+            await wait_for_latest(redis_client, name, lambda tv, v=30.0 + index: tv.value == v and tv.quality == GOOD)
+        # The lost one reconnects on its own and its tags come back.
+        for name in first_tags:
+            index = int(name.removeprefix("t.n"))
+            await wait_for_latest(redis_client, name, lambda tv, v=30.0 + index: tv.value == v and tv.quality == GOOD)
+        assert source.counters.reconnects == 1
