@@ -160,11 +160,11 @@ def value_for_variant(value: ScalarValue, variant_type: ua.VariantType) -> Scala
     if not math.isfinite(value):
         raise ValueError(f"{value!r} is not a finite number")
     if variant_type is ua.VariantType.Double:
-        return float(value)
+        return _exact_if_integer(value, float(value), variant_type)
     if variant_type is ua.VariantType.Float:
         if abs(value) > _FLOAT32_MAX:
             raise ValueError(f"{value:g} does not fit a Float node")
-        return struct.unpack("<f", struct.pack("<f", float(value)))[0]
+        return _exact_if_integer(value, struct.unpack("<f", struct.pack("<f", float(value)))[0], variant_type)
     low, high = _INTEGER_RANGES.get(variant_type, (None, None))
     if low is None:
         raise ValueError(f"cannot write a {variant_type.name} node")
@@ -173,6 +173,17 @@ def value_for_variant(value: ScalarValue, variant_type: ua.VariantType) -> Scala
     if not low <= int(value) <= high:
         raise ValueError(f"{value:g} does not fit {variant_type.name} ({low} .. {high})")
     return int(value)
+
+
+def _exact_if_integer(value: int | float, stored: float, variant_type: ua.VariantType) -> float:
+    """An integer the node would round (above 2**53 for Double, 2**24 for Float) is refused, not changed.
+
+    Fractions are rounded on purpose (0.1 has no exact binary form); a whole number that
+    silently became another whole number would be a different setpoint.
+    """
+    if isinstance(value, int) and stored != value:
+        raise ValueError(f"{value} cannot be held exactly by a {variant_type.name} node (it would become {stored:.0f})")
+    return stored
 
 
 # --- monitored item requests ---------------------------------------------------------------------

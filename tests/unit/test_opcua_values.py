@@ -86,7 +86,9 @@ def test_writes_take_the_exact_variant_type(value, variant_type, sent):
 @pytest.mark.parametrize(
     ("value", "variant_type"),
     [(40_000, ua.VariantType.Int16), (-1, ua.VariantType.UInt32), (1.5, ua.VariantType.Int32),
-     (2, ua.VariantType.Boolean), (1e39, ua.VariantType.Float), ("x", ua.VariantType.Double)],
+     (2, ua.VariantType.Boolean), (1e39, ua.VariantType.Float), ("x", ua.VariantType.Double),
+     # Whole numbers the node would round to another whole number.
+     (2**53 + 1, ua.VariantType.Double), (2**24 + 1, ua.VariantType.Float)],
 )
 def test_values_that_do_not_fit_the_node_are_refused(value, variant_type):
     with pytest.raises(ValueError):
@@ -99,3 +101,9 @@ def test_the_data_type_decides_the_variant_type_and_the_value_helps_otherwise():
     assert variant_type_of(ua.NodeId(ua.ObjectIds.BaseDataType), ua.Variant(1, ua.VariantType.UInt16)) \
         is ua.VariantType.UInt16
     assert variant_type_of(ua.NodeId(ua.ObjectIds.BaseDataType), None) is None
+
+
+def test_whole_numbers_a_float_node_holds_exactly_are_written_and_fractions_rounded():
+    assert value_for_variant(2**53, ua.VariantType.Double) == float(2**53)
+    assert value_for_variant(2**24, ua.VariantType.Float) == float(2**24)
+    assert value_for_variant(0.1, ua.VariantType.Float) != 0.1  # single precision, on purpose
