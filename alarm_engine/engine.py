@@ -66,6 +66,8 @@ class AlarmEngine:
 
     async def load(self) -> None:
         """Restore persisted records and the feed position; add records for new alarms."""
+        # Before any alarm can be seen: a command sent after that must find the group in place.
+        await self._ensure_command_group()
         now = self._clock_ms()
         stored = await self._redis.hgetall(keys.ALARMS)
         for raw in stored.values():
@@ -167,12 +169,14 @@ class AlarmEngine:
                     queue_record_writes(pipe, changed, transitions)
                     await pipe.execute()
 
-    async def _serve_commands(self) -> None:
+    async def _ensure_command_group(self) -> None:
         try:
             await self._redis.xgroup_create(keys.ALARM_COMMANDS, COMMAND_GROUP, id="$", mkstream=True)
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+
+    async def _serve_commands(self) -> None:
         next_id = "0"  # our own unanswered commands first (a crash mid-command), then new ones
         while True:
             replies = await self._redis.xreadgroup(

@@ -1,6 +1,9 @@
 """Shared fixtures: real servers started by the tests on free loopback ports."""
 from __future__ import annotations
 
+# Imported now, not lazily by its plugin at the end of the session: on CPython 3.11.7 that late
+# import (with pytest's assertion rewriting) sometimes fails with "AST constructor recursion depth mismatch".
+import hypothesis  # noqa: F401
 import pytest
 import redis.asyncio as aioredis
 

@@ -136,3 +136,15 @@ async def test_engine_survives_redis_restart(redis_server, redis_client):
         assert not task.done()
     finally:
         await cancel_and_wait([task])
+
+
+async def test_a_command_sent_as_soon_as_the_first_alarm_shows_is_answered(redis_client):
+    """The command group exists before any alarm is visible, so no early command is lost."""
+    await put(redis_client, "R1.temp", 95)  # the alarm is already there when the engine starts
+    engine = asyncio.create_task(AlarmEngine(redis_client, CONFIG).run())
+    try:
+        await wait_for_state(redis_client, "R1.temp:high", AlarmState.UNACK_ACTIVE)
+        outcome = await request_acknowledge(redis_client, "R1.temp:high", "olga", timeout_s=3)
+        assert outcome.accepted, outcome.reason
+    finally:
+        await cancel_and_wait([engine])
