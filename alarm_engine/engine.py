@@ -23,6 +23,7 @@ from domain.alarm_logic import AlarmRecord, AlarmTransition
 from domain.config_model import LimitAlarm, PlantConfig
 from domain.quality import quality_from_code
 from tag_store import keys
+from tag_store.cancellation import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -106,11 +107,15 @@ class AlarmEngine:
 
     async def run(self) -> None:
         await self.load()
-        # A TaskGroup: if one loop fails (Redis gone) the others stop with it.
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self._follow_changes())
-            group.create_task(self._serve_commands())
-            group.create_task(self._tick_delays())
+        loops = [asyncio.create_task(loop()) for loop in (self._follow_changes, self._serve_commands, self._tick_delays)]
+        try:
+            # If one loop fails (Redis gone) the others stop with it, and its error propagates.
+            done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()
+        finally:
+            # Not a TaskGroup: on Python 3.11 a loop inside redis-py can swallow one cancellation.
+            await cancel_and_wait(loops)
 
     async def _follow_changes(self) -> None:
         while True:
@@ -224,8 +229,7 @@ async def run_engine(redis_url: str, config: PlantConfig) -> None:
         redis = aioredis.Redis.from_url(redis_url)
         try:
             await AlarmEngine(redis, config).run()
-        except* (RedisError, OSError) as group:
-            exc = group.exceptions[0]
+        except (RedisError, OSError) as exc:
             log.error("alarm engine lost Redis (%s); retrying in %.1f s", exc, delay_s)
             await asyncio.sleep(delay_s)
             delay_s = min(delay_s * 2, 10.0)
