@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import deque
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -21,6 +22,9 @@ from tag_store.source_status import SourceStatus, read_statuses
 
 log = logging.getLogger(__name__)
 
+# Readers (push loops) run at up to 10 Hz; a few hundred batches covers any live reader.
+RECENT_VERSIONS_KEPT = 512
+
 
 class LiveCache:
     def __init__(self, redis: aioredis.Redis, sources: list[str], status_poll_s: float = 1.0):
@@ -29,7 +33,9 @@ class LiveCache:
         self._status_poll_s = status_poll_s
         # tag -> encoded value dict (see codec.py), and the version at which it last changed
         self.values: dict[str, dict[str, Any]] = {}
-        self._changed_at: dict[str, int] = {}
+        # Which tags each recent version changed, so a reader that is a few versions behind
+        # is answered from these sets, not by walking every tag. Bounded: older readers get all.
+        self._recent_changes: deque[tuple[int, frozenset[str]]] = deque(maxlen=RECENT_VERSIONS_KEPT)
         self.version = 0
         self.source_statuses: dict[str, SourceStatus | None] = {}
         self.connected = False
@@ -72,9 +78,8 @@ class LiveCache:
 
     def _apply(self, batch: dict[str, dict[str, Any]]) -> None:
         self.version += 1
-        for tag, value in batch.items():
-            self.values[tag] = value
-            self._changed_at[tag] = self.version
+        self.values.update(batch)
+        self._recent_changes.append((self.version, frozenset(batch)))
 
     async def _notify(self) -> None:
         async with self._changed:
@@ -90,10 +95,17 @@ class LiveCache:
 
     def changes_since(self, version: int) -> tuple[int, dict[str, dict[str, Any]]]:
         """(current version, {tag: value} changed after `version`); version 0 gives everything."""
-        if version == 0:
+        if version == self.version:
+            return version, {}
+        oldest_kept = self._recent_changes[0][0] if self._recent_changes else self.version + 1
+        if version == 0 or version < oldest_kept - 1:
             return self.version, dict(self.values)
-        changed = {t: self.values[t] for t, v in self._changed_at.items() if v > version}
-        return self.version, changed
+        changed: set[str] = set()
+        for batch_version, tags in reversed(self._recent_changes):
+            if batch_version <= version:
+                break
+            changed |= tags
+        return self.version, {t: self.values[t] for t in changed}
 
     async def wait_for_change(self, version: int, timeout_s: float) -> None:
         if self.version != version:
