@@ -19,16 +19,28 @@ $(VENV)/.dev-installed: $(VENV)/.runtime-installed requirements-dev.txt
 
 setup: $(VENV)/.runtime-installed
 
+# The OPC UA interoperability tests run against node-opcua, a second, independent stack (needs npm).
+INTEROP_SERVER := tests/interop/node_opcua_server
+$(INTEROP_SERVER)/node_modules/.installed: $(INTEROP_SERVER)/package-lock.json
+	cd $(INTEROP_SERVER) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+ifneq ($(shell command -v npm),)
+TEST_NEEDS := $(VENV)/.dev-installed $(INTEROP_SERVER)/node_modules/.installed
+else
+TEST_NEEDS := $(VENV)/.dev-installed
+endif
+
 run: $(VENV)/.runtime-installed
 	$(PY) -m launcher $(ARGS)
 
-test: $(VENV)/.dev-installed
+test: $(TEST_NEEDS)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: $(VENV)/.dev-installed
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-test-integration: $(VENV)/.dev-installed
+test-integration: $(TEST_NEEDS)
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
 test-browser: $(VENV)/.dev-installed
@@ -38,4 +50,4 @@ bench: $(VENV)/.dev-installed
 	$(PY) -m bench.ingest_opcua
 
 clean:
-	rm -rf $(VENV) data .pytest_cache
+	rm -rf $(VENV) data .pytest_cache $(INTEROP_SERVER)/node_modules
