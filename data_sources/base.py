@@ -40,6 +40,8 @@ class SourceCounters:
     dropped: int = 0         # updates lost in a full queue (counted, never silently)
     missed_notifications: int = 0  # OPC UA: gaps in notification sequence numbers
     server_queue_overflows: int = 0  # OPC UA: values flagged "overflow" by the server's item queue
+    items_sampling_revised: int = 0  # OPC UA: items the server samples slower than configured (now)
+    items_queue_revised: int = 0     # OPC UA: items whose queue the server made smaller than configured (now)
     connects: int = 0
     reconnects: int = 0
     connect_failures: int = 0

@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import math
 import time
-from dataclasses import dataclass
 
 from asyncua import Client, ua
 from asyncua.client.ua_client import UaClientState
@@ -36,17 +34,10 @@ from data_sources.backoff import Backoff
 from data_sources.base import ConnectionLog, DataSource, SourceConfigError, WriteResult, now_ms
 from data_sources.notification_inbox import NotificationInbox
 from data_sources.opcua_client import REQUEST_TIMEOUT_S, disconnect_quietly, new_client
-from data_sources.opcua_plan import ConnectionPlan, ItemSettings, SubscriptionPlan, plan_connections
-from data_sources.opcua_values import (
-    FILTER_REJECTED_CODES,
-    UnknownNamespace,
-    monitored_item_request,
-    overflow_flagged,
-    resolve_node_id,
-    tag_value_from_data_value,
-    value_for_variant,
-    variant_type_of,
-)
+from data_sources.opcua_items import Granted, SubscriptionResult, create_subscription
+from data_sources.opcua_plan import ConnectionPlan, SubscriptionPlan, plan_connections
+from data_sources.opcua_values import UnknownNamespace, overflow_flagged, resolve_node_id, tag_value_from_data_value
+from data_sources.opcua_writes import WritableNode, read_writable_nodes, write_and_confirm
 from domain.config_model import OpcUaSource, Tag
 from domain.quality import (
     BAD_COMMUNICATION_ERROR,
@@ -59,15 +50,11 @@ from domain.quality import (
 )
 from domain.secrets import SecretUnavailable, read_secret
 from domain.tag_value import ScalarValue
-from domain.write_rules import readback_matches
 from tag_store.source_status import ConnectionState
-from tag_store.write_requests import WriteStatus
 
 BAD_NODE_ID_INVALID = quality_from_code(0x80330000, "BadNodeIdInvalid")
-ITEMS_PER_REQUEST = 1000
 # Received data changes waiting for conversion; beyond this the oldest are dropped and counted.
 MAX_QUEUED_ITEMS = 200_000
-READBACK_POLL_S = 0.1
 
 
 class ConnectionLost(Exception):
@@ -76,26 +63,6 @@ class ConnectionLost(Exception):
     def __init__(self, reason: str, quality: Quality = BAD_COMMUNICATION_ERROR):
         super().__init__(reason)
         self.quality = quality
-
-
-def subscription_parameters(publishing_interval_ms: int, stale_after_s: float) -> ua.CreateSubscriptionParameters:
-    publishing_ms = float(publishing_interval_ms)
-    # Keep-alives at least twice per stale_after_s, so silence means the link is gone.
-    keepalive_count = max(1, math.floor(stale_after_s * 1000 / 2 / publishing_ms))
-    return ua.CreateSubscriptionParameters(
-        RequestedPublishingInterval=publishing_ms,
-        RequestedLifetimeCount=max(3 * keepalive_count, math.ceil(60_000 / publishing_ms)),
-        RequestedMaxKeepAliveCount=keepalive_count,
-        MaxNotificationsPerPublish=0,
-        PublishingEnabled=True,
-        Priority=0,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class WritableNode:
-    node_id: ua.NodeId
-    variant_type: ua.VariantType | None
 
 
 class _Connection:
@@ -111,6 +78,7 @@ class _Connection:
         self.client: Client | None = None
         self.writable: dict[str, WritableNode] = {}
         self.subscribed = 0
+        self.granted = Granted()
         self.connects = 0
         self.last_publish_s = 0.0
         self.sequence_numbers: dict[int, int] = {}  # subscription id -> last sequence number
@@ -209,17 +177,20 @@ class OpcUaDataSource(DataSource):
         conn.sequence_numbers = {}
         conn.accepting_data = True
         conn.last_publish_s = time.monotonic()
-        conn.subscribed = 0
+        conn.subscribed, conn.granted = 0, Granted()
         for subscription in conn.plan.subscriptions:
             conn.subscribed += await self._subscribe(conn, client, subscription, monitored)
         conn.client = client
         self.counters.reconnects += conn.connects > 0
         self.counters.connects += 1
         conn.connects += 1
-        detail = f"{conn.subscribed} nodes subscribed on {self.config.endpoint}"
+        self._count_revisions()
+        revised = conn.granted.describe()
+        detail = f"{conn.subscribed} nodes subscribed on {self.config.endpoint}" + (f"; {revised}" if revised else "")
         self._set_connection_state(conn, ConnectionState.CONNECTED, detail)
         conn.connection_log.connected(f"connected to {self.config.endpoint}, {conn.subscribed} nodes"
-                                      f" in {len(conn.plan.subscriptions)} subscriptions")
+                                      f" in {len(conn.plan.subscriptions)} subscriptions"
+                                      + (f"; {revised}" if revised else ""))
         backoff.reset()
         await self._watch(conn, client)
 
@@ -241,54 +212,28 @@ class OpcUaDataSource(DataSource):
         self.mark_tag_bad(tag.name, quality)
 
     async def _read_writable_types(self, client: Client, monitored: dict[int, ua.NodeId]) -> dict[str, WritableNode]:
-        """Each writable node's DataType, read once per session: writes use that exact VariantType."""
-        handles = [h for h in monitored if self.tags[h].writable]
-        if not handles:
-            return {}
-        nodes = [client.get_node(monitored[h]) for h in handles]
-        data_types = await client.read_attributes(nodes, ua.AttributeIds.DataType)
-        values = await client.read_attributes(nodes, ua.AttributeIds.Value)
-        writable = {}
-        for handle, data_type, value in zip(handles, data_types, values, strict=True):
-            data_type_node = data_type.Value.Value if data_type.Value is not None else None
-            variant_type = variant_type_of(data_type_node, value.Value)
-            writable[self.tags[handle].name] = WritableNode(monitored[handle], variant_type)
-        return writable
+        return await read_writable_nodes(
+            client, [(self.tags[h], node_id) for h, node_id in monitored.items() if self.tags[h].writable])
 
     async def _subscribe(
         self, conn: _Connection, client: Client, plan: SubscriptionPlan, monitored: dict[int, ua.NodeId]
     ) -> int:
-        """One subscription with its items, ITEMS_PER_REQUEST at a time; how many items the server took."""
-        result = await client.uaclient.create_subscription(
-            subscription_parameters(plan.publishing_interval_ms, self.config.stale_after_s),
-            functools.partial(self._on_publish, conn))
-        # (item, index of the deadband to try) until each item is accepted or has failed for its own reason.
-        pending = [(item, 0) for item in plan.items if item.handle in monitored]
-        created = 0
-        while pending:
-            retry = []
-            for start in range(0, len(pending), ITEMS_PER_REQUEST):
-                chunk = pending[start:start + ITEMS_PER_REQUEST]
-                request = ua.CreateMonitoredItemsParameters(
-                    SubscriptionId=result.SubscriptionId,
-                    TimestampsToReturn=ua.TimestampsToReturn.Both,
-                    ItemsToCreate=[monitored_item_request(monitored[item.handle], item, item.deadbands_to_try()[i])
-                                   for item, i in chunk])
-                results = await client.uaclient.create_monitored_items(request)
-                for (item, i), outcome in zip(chunk, results, strict=True):
-                    code = outcome.StatusCode.value
-                    if outcome.StatusCode.is_good():
-                        created += 1
-                    elif code in FILTER_REJECTED_CODES and i + 1 < len(item.deadbands_to_try()):
-                        self._log_filter_fallback(item, i, outcome.StatusCode.name)
-                        retry.append((item, i + 1))
-                    else:
-                        self._tag_unavailable(self.tags[item.handle], quality_from_code(code, outcome.StatusCode.name),
-                                              outcome.StatusCode.name)
-            pending = retry
-        return created
+        """One subscription with its items; how many items the server took."""
+        result: SubscriptionResult = await create_subscription(
+            client, plan, monitored, self.config.stale_after_s, functools.partial(self._on_publish, conn))
+        for item, tried, status_name in result.filter_fallbacks:
+            self._log_filter_fallback(item, tried, status_name)
+        for item, status in result.refused:
+            self._tag_unavailable(self.tags[item.handle], quality_from_code(status.value, status.name), status.name)
+        conn.granted.add(result.granted)
+        return result.granted.items
 
-    def _log_filter_fallback(self, item: ItemSettings, tried: int, status_name: str) -> None:
+    def _count_revisions(self) -> None:
+        """Diagnostics: items the servers granted less than asked, over the current sessions."""
+        self.counters.items_sampling_revised = sum(c.granted.sampling_slower for c in self._connections)
+        self.counters.items_queue_revised = sum(c.granted.queue_smaller for c in self._connections)
+
+    def _log_filter_fallback(self, item, tried: int, status_name: str) -> None:
         if self._filter_fallback_logged:
             return
         self._filter_fallback_logged = True
@@ -375,41 +320,6 @@ class OpcUaDataSource(DataSource):
         client, node = conn.client, conn.writable.get(tag.name)
         if client is None:
             return WriteResult.rejected(f"not connected to {self.config.endpoint}")
-        if node is None or node.variant_type is None:
+        if node is None:
             return WriteResult.rejected(f"node {tag.node_id} is not available for writing")
-        try:
-            device_value = value_for_variant(value, node.variant_type)
-        except ValueError as exc:
-            return WriteResult.rejected(str(exc), device_status="BadTypeMismatch")
-        write_value = ua.WriteValue(
-            NodeId=node.node_id, AttributeId=ua.AttributeIds.Value,
-            Value=ua.DataValue(ua.Variant(device_value, node.variant_type)))
-        deadline_s = time.monotonic() + timeout_s
-        try:
-            [status] = await asyncio.wait_for(
-                client.get_node(node.node_id).write_params(ua.WriteParameters(NodesToWrite=[write_value])), timeout_s)
-        except TimeoutError:
-            return WriteResult(WriteStatus.TIMED_OUT, f"no answer from the server within {timeout_s:g} s")
-        except Exception as exc:  # noqa: BLE001 - library errors stop here
-            return WriteResult.rejected(f"the write could not be sent: {type(exc).__name__}: {exc}")
-        if not status.is_good():
-            return WriteResult.rejected(f"the server refused the write: {status.name}", device_status=status.name)
-        return await self._read_back(client, tag, node, device_value, deadline_s)
-
-    async def _read_back(
-        self, client: Client, tag: Tag, node: WritableNode, expected: ScalarValue, deadline_s: float
-    ) -> WriteResult:
-        readback: ScalarValue = None
-        while True:
-            try:
-                [dv] = await client.read_attributes([client.get_node(node.node_id)], ua.AttributeIds.Value)
-                readback = dv.Value.Value if dv.Value is not None else None
-                if dv.StatusCode.is_good() and readback_matches(tag, expected, readback):
-                    return WriteResult(WriteStatus.DONE, "written and confirmed", readback, "Good")
-            except Exception as exc:  # noqa: BLE001 - keep trying until the deadline
-                self.log.debug("source %s: readback of %s failed: %s", self.name, tag.name, exc)
-            if time.monotonic() + READBACK_POLL_S > deadline_s:
-                return WriteResult(WriteStatus.TIMED_OUT, f"written, but the readback is {readback!r}",
-                                   readback, "Good")
-            await asyncio.sleep(READBACK_POLL_S)
-
+        return await write_and_confirm(client, tag, node, value, timeout_s)
