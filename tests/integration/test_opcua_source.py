@@ -34,6 +34,7 @@ from tests.integration.data_source_helpers import (
     running,
     wait_for_latest,
     wait_for_write_group,
+    wait_until,
 )
 
 NAMESPACE = "urn:stacklight:test-plant"
@@ -225,6 +226,45 @@ async def test_a_silent_link_is_caught_within_stale_after(plant, make_source, re
             assert time.monotonic() - silent_at < STALE_AFTER_S + 1
             await plant.set("Level", 5.5)
             await wait_for_latest(redis_client, "t.level", lambda tv: tv.value == 5.5, timeout_s=10)
+    finally:
+        await proxy.close()
+
+
+async def test_a_session_the_server_closes_is_replaced_and_its_subscriptions_recreated(
+        plant, make_source, redis_client):
+    source, writer = make_source(plant.endpoint)
+    async with running(writer.run(), source.run()):
+        await wait_for_latest(redis_client, "t.level", is_good)
+        sessions = list(plant.server.iserver._external_sessions.values())
+        assert len(sessions) == 1
+        # What a server does when a session expires or an administrator ends it: the connection stays up.
+        await sessions[0].close_session(delete_subs=True)
+        closed_at = time.monotonic()
+        level = await wait_for_latest(redis_client, "t.level", lambda tv: tv.quality.is_bad,
+                                      timeout_s=STALE_AFTER_S + 3)
+        assert level.quality in (BAD_NO_COMMUNICATION, BAD_COMMUNICATION_ERROR)
+        assert time.monotonic() - closed_at < STALE_AFTER_S + 1
+        await plant.set("Level", 6.5)
+        await wait_for_latest(redis_client, "t.level", lambda tv: tv.value == 6.5 and is_good(tv), timeout_s=10)
+        assert source.counters.reconnects == 1
+        assert sessions[0] not in plant.server.iserver._external_sessions.values()
+
+
+async def test_a_link_lost_longer_than_the_session_timeout_gets_a_new_session(plant, make_source, redis_client):
+    # The server keeps a silent session for 2 s only (clients ask for 60 s): it expires while the link is dead.
+    plant.server.iserver.min_session_timeout_ms = plant.server.iserver.max_session_timeout_ms = 2000
+    proxy = await BlackholeProxy(plant.port, free_port()).start()
+    source, writer = make_source(f"opc.tcp://127.0.0.1:{proxy.port}/test")
+    try:
+        async with running(writer.run(), source.run()):
+            await wait_for_latest(redis_client, "t.level", is_good)
+            [expired] = plant.server.iserver._external_sessions.values()
+            proxy.blackhole()
+            await wait_for_latest(redis_client, "t.level", lambda tv: tv.quality.is_bad, timeout_s=STALE_AFTER_S + 3)
+            await wait_until(lambda: expired not in plant.server.iserver._external_sessions.values(), timeout_s=5)
+            await plant.set("Level", 7.5)
+            await wait_for_latest(redis_client, "t.level", lambda tv: tv.value == 7.5 and is_good(tv), timeout_s=10)
+            assert source.counters.reconnects >= 1
     finally:
         await proxy.close()
 
