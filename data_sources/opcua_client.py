@@ -95,7 +95,8 @@ async def new_client(
         mode = ua.MessageSecurityMode[config.security.mode.value]
         server_certificate = await _server_certificate(client, policy.URI, mode, config)
         await asyncio.to_thread(
-            check_server_certificate, server_certificate, pki, config.trust_on_first_use, config.endpoint)
+            check_server_certificate, server_certificate, pki, config.trust_on_first_use, config.endpoint,
+            config.require_revocation_lists)
     except SecurityCheckFailed as exc:
         raise _refused(str(exc), exc.quality) from None
     await client.set_security(policy, str(identity.certificate_path), str(identity.private_key_path),

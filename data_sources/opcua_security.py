@@ -2,11 +2,14 @@
 
 Files under <data_dir>/pki/ (see docs/opcua-security.md):
   own/client_cert.der, own/client_key.pem   Stacklight's certificate and key (key 0600, dir 0700), made on first use
-  trusted/                                  server certificates (DER or PEM) that Stacklight accepts
+  trusted/                                  server certificates and CA certificates (DER or PEM) Stacklight trusts
+  issuers/                                  intermediate CA certificates, used to build chains but not trusted alone
+  crl/                                      revocation lists of the CAs
   rejected/<sha256 thumbprint>.der          server certificates seen and refused; move one to trusted/ to accept it
 
-A server is trusted when the SHA-256 thumbprint of its certificate equals that of a file in
-trusted/ and the certificate is within its validity dates. Nothing here opens a connection.
+A server is trusted when its certificate is within its validity dates and either its SHA-256
+thumbprint equals that of a file in trusted/, or it was issued by a CA in trusted/ (see
+opcua_trust_chain). Nothing here opens a connection.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from data_sources.opcua_trust_chain import ChainRefused, TrustStore, build_chain, check_chain, is_ca, load_crls
 from domain.quality import Quality, quality_from_code
 
 log = logging.getLogger(__name__)
@@ -57,6 +61,14 @@ class PkiDirs:
     @property
     def rejected(self) -> Path:
         return self.root / "rejected"
+
+    @property
+    def issuers(self) -> Path:
+        return self.root / "issuers"
+
+    @property
+    def crl(self) -> Path:
+        return self.root / "crl"
 
     @classmethod
     def under(cls, data_dir: Path) -> PkiDirs:
@@ -199,23 +211,46 @@ def validity_problem(cert: x509.Certificate, now: datetime.datetime | None = Non
 
 # --- the trust list ---------------------------------------------------------------------------
 
-def trusted_thumbprints(pki: PkiDirs) -> set[str]:
-    """SHA-256 thumbprints of every readable certificate in trusted/ (read on every check)."""
-    found = set()
-    if not pki.trusted.is_dir():
+def certificates_in(folder: Path) -> list[x509.Certificate]:
+    """Every readable certificate in the folder (read on every check: no restart after a change)."""
+    found = []
+    if not folder.is_dir():
         return found
-    for path in sorted(pki.trusted.iterdir()):
+    for path in sorted(folder.iterdir()):
         if not path.is_file() or path.suffix.lower() not in CERTIFICATE_SUFFIXES:
             continue
         try:
-            found.add(thumbprint_sha256(load_certificate(path.read_bytes())))
+            found.append(load_certificate(path.read_bytes()))
         except (OSError, ValueError) as exc:
             log.warning("ignoring %s in the OPC UA trust list: not a certificate (%s)", path, exc)
     return found
 
 
+def trusted_thumbprints(pki: PkiDirs) -> set[str]:
+    """SHA-256 thumbprints of every readable certificate in trusted/."""
+    return {thumbprint_sha256(cert) for cert in certificates_in(pki.trusted)}
+
+
+def _trust_through_a_ca(cert: x509.Certificate, trusted: list[x509.Certificate], pki: PkiDirs,
+                        require_revocation_lists: bool, described: str) -> bool:
+    """True when a CA in trusted/ issued the certificate and the chain passes; ChainRefused -> SecurityCheckFailed."""
+    store = TrustStore([c for c in trusted if is_ca(c)], [c for c in certificates_in(pki.issuers) if is_ca(c)],
+                       load_crls(pki.crl))
+    if not store.trusted_cas:
+        return False
+    chain = build_chain(cert, store)
+    if chain is None:
+        return False
+    try:
+        check_chain(chain, store, require_revocation_lists)
+    except ChainRefused as exc:
+        raise SecurityCheckFailed(f"{described}: {exc}", exc.quality) from None
+    return True
+
+
 def check_server_certificate(
-    server_certificate: bytes, pki: PkiDirs, trust_on_first_use: bool, endpoint: str
+    server_certificate: bytes, pki: PkiDirs, trust_on_first_use: bool, endpoint: str,
+    require_revocation_lists: bool = True,
 ) -> x509.Certificate:
     """The server's certificate if it is trusted and valid; else SecurityCheckFailed with what to do.
 
@@ -234,7 +269,10 @@ def check_server_certificate(
     if problem is not None:
         raise SecurityCheckFailed(f"{described} is {problem}; the server needs a new certificate",
                                BAD_CERTIFICATE_TIME_INVALID)
-    if thumbprint in trusted_thumbprints(pki):
+    trusted = certificates_in(pki.trusted)
+    if thumbprint in {thumbprint_sha256(c) for c in trusted}:
+        return cert
+    if _trust_through_a_ca(cert, trusted, pki, require_revocation_lists, described):
         return cert
     file_name = f"{thumbprint}.der"
     if trust_on_first_use:

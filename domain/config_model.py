@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 TAG_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.\-]{0,127}$"
+# An OPC UA node id as written in a plant file: "i=2253", "ns=2;s=Tank1", "nsu=urn:plc;s=Tank1".
+NODE_ID_PATTERN = r"^(ns=\d+;|nsu=[^;]+;)?[isgb]=.+$"
 
 
 class _Strict(BaseModel):
@@ -89,6 +91,29 @@ class Deadband(_Strict):
         return self
 
 
+class DeviceAlarms(_Strict):
+    """OPC UA Alarms & Conditions: the server's conditions shown in Stacklight's alarm list.
+
+    Severity (1..1000) becomes a priority: at least priority_from_severity[0] -> 1,
+    at least [1] -> 2, at least [2] -> 3, below that 4.
+    """
+
+    # Objects whose events are followed; default the Server object, which sees every event of the server.
+    notifiers: Annotated[list[Annotated[str, Field(pattern=NODE_ID_PATTERN)]], Field(min_length=1)] = ["i=2253"]
+    # "" puts an alarm in its source tag's area when the condition's source node is a configured tag.
+    area: str = ""
+    priority_from_severity: tuple[
+        Annotated[int, Field(ge=1, le=1000)], Annotated[int, Field(ge=1, le=1000)], Annotated[int, Field(ge=1, le=1000)]
+    ] = (800, 600, 400)
+
+    @model_validator(mode="after")
+    def _descending(self) -> DeviceAlarms:
+        first, second, third = self.priority_from_severity
+        if not first > second > third:
+            raise ValueError("priority_from_severity must be three severities from high to low, e.g. [800, 600, 400]")
+        return self
+
+
 class OpcUaSource(_Strict):
     kind: Literal["opcua"]
     endpoint: Annotated[str, Field(pattern=r"^opc\.tcp://")]
@@ -112,6 +137,10 @@ class OpcUaSource(_Strict):
     client_private_key: str | None = None
     # Trust an unknown server certificate the first time it is seen (logged); off by default.
     trust_on_first_use: bool = False
+    # A CA-issued server certificate needs its CA's current revocation list in pki/crl/ (OPC UA Part 4).
+    require_revocation_lists: bool = True
+    # OPC UA Alarms & Conditions from this server into the alarm list; None: not followed.
+    device_alarms: DeviceAlarms | None = None
 
 
 class MqttSource(_Strict):

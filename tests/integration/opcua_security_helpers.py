@@ -47,8 +47,9 @@ class SecurePlantServer:
         self.level_node: ua.NodeId | None = None
 
     async def start(self) -> SecurePlantServer:
-        await cert_gen.setup_self_signed_certificate(
-            self.key_file, self.cert_file, SERVER_URI, socket.gethostname(), [ExtendedKeyUsageOID.SERVER_AUTH], {})
+        if not (self.cert_file.is_file() and self.key_file.is_file()):  # else: a certificate the test issued
+            await cert_gen.setup_self_signed_certificate(
+                self.key_file, self.cert_file, SERVER_URI, socket.gethostname(), [ExtendedKeyUsageOID.SERVER_AUTH], {})
         await self.server.init()
         self.server.set_endpoint(self.endpoint)
         self.server.set_security_policy(self.policies)
