@@ -55,6 +55,10 @@ class AlarmRecord:
     acknowledged_ms: int | None = None
     acknowledged_by: str | None = None
     ack_comment: str | None = None
+    # Set for an alarm a device decided (OPC UA Alarms & Conditions, domain/device_alarms.py):
+    # the data source it came from and the condition's key there. None: a Stacklight limit alarm.
+    device_source: str | None = None
+    device_condition: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
