@@ -137,6 +137,8 @@ class OpcUaSource(_Strict):
     client_private_key: str | None = None
     # Trust an unknown server certificate the first time it is seen (logged); off by default.
     trust_on_first_use: bool = False
+    # A CA-issued server certificate needs its CA's current revocation list in pki/crl/ (OPC UA Part 4).
+    require_revocation_lists: bool = True
     # OPC UA Alarms & Conditions from this server into the alarm list; None: not followed.
     device_alarms: DeviceAlarms | None = None
 
