@@ -1,4 +1,4 @@
-"""JSON API on the web server: the current value of every tag, and who is logged in.
+"""JSON API on the web server: the current value of every tag, source diagnostics, and who is logged in.
 
 Needs a session cookie like every other route (token auth comes later).
 """
@@ -15,6 +15,7 @@ from domain.freshness import Freshness
 from domain.quality import quality_from_code
 from web.auth import current_session
 from web.runtime import WebRuntime, current_runtime
+from web.source_view import source_rows
 from web.tag_display import judge_encoded
 
 router = APIRouter(prefix="/api")
@@ -69,6 +70,14 @@ async def get_tag(name: str) -> dict[str, Any]:
     if tag is None:
         raise HTTPException(status_code=404, detail=f"no tag named '{name}'")
     return _record_now(runtime, tag, int(time.time() * 1000))
+
+
+@router.get("/sources")
+async def list_sources() -> list[dict[str, Any]]:
+    """Every data source's address, state, heartbeat and counters (the rows of the /sources page)."""
+    runtime = await current_runtime().ensure_started()
+    now_ms = int(time.time() * 1000)
+    return [row.as_dict() for row in source_rows(runtime.config, runtime.live_cache.source_statuses, now_ms)]
 
 
 @router.get("/session")

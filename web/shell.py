@@ -14,7 +14,7 @@ from web.auth import current_session
 from web.live_push import LIVE_STORE_ID
 from web.runtime import current_runtime
 
-NAVIGATION = (("Overview", "/"), ("Trend", "/trend"), ("Alarms", "/alarms"))
+NAVIGATION = (("Overview", "/"), ("Trend", "/trend"), ("Alarms", "/alarms"), ("Sources", "/sources"))
 
 
 def alarm_counts() -> dcc.Link:

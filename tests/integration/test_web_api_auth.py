@@ -10,6 +10,7 @@ import requests
 
 from domain.quality import BAD_NO_COMMUNICATION
 from tag_store import keys
+from tag_store.source_status import ConnectionState, SourceStatus, publish_status
 from tag_store.write_requests import WriteOutcome, WriteStatus, answer_write
 from tests.browser.web_app_process import TagFeeder, WebAppProcess, login_session
 from tests.unit.web_plant import WEB_TEST_PLANT
@@ -61,6 +62,8 @@ def test_everything_but_login_assets_and_health_needs_a_session(web_app):
     get = lambda path: requests.get(web_app.url + path, allow_redirects=False, timeout=10)  # noqa: E731
     assert get("/api/tags").status_code == 401
     assert get("/api/tags").json()["error"] == "not logged in"
+    assert get("/api/sources").status_code == 401
+    assert get("/sources").headers["location"] == "/login?next=%2Fsources"
     page = get("/tag/T1.level")
     assert page.status_code == 303 and page.headers["location"] == "/login?next=%2Ftag%2FT1.level"
     assert get("/").headers["location"] == "/login?next=%2F"
@@ -99,6 +102,29 @@ def test_api_serves_values_quality_and_freshness_after_login(web_app, feeder):
 
     feeder.put("T1.level", 3.0)
     value_becomes(session, web_app.url, "T1.level", 3.0)
+
+
+def test_api_serves_source_diagnostics_with_loss_counters_flagged(web_app, feeder):
+    now_ms = int(time.time() * 1000)
+    feeder.call(publish_status(feeder.redis, SourceStatus(
+        "opc", ConnectionState.CONNECTED, "", now_ms, {"received": 40, "dropped": 0, "server_queue_overflows": 2})))
+    session = login_session(web_app.url, "viewer", "viewer")
+
+    def counters_arrived():
+        sources = {s["name"]: s for s in session.get(web_app.url + "/api/sources", timeout=10).json()}
+        assert sources["opc"]["counters"].get("server_queue_overflows") == 2
+        return sources
+
+    sources = eventually(counters_arrived)
+    assert list(sources) == ["opc", "mq"]
+    opc = sources["opc"]
+    assert (opc["kind"], opc["address"], opc["state"], opc["heartbeat"]) == (
+        "opcua", "opc.tcp://127.0.0.1:1/x", "connected", "fresh")
+    assert opc["tag_count"] == 4 and 0 <= opc["heartbeat_age_s"] <= 5
+    assert opc["counters"] == {"received": 40, "dropped": 0, "server_queue_overflows": 2}
+    assert opc["loss_counters"] == ["server_queue_overflows"]
+    assert (sources["mq"]["kind"], sources["mq"]["address"], sources["mq"]["loss_counters"]) == (
+        "mqtt", "embedded broker", [])
 
 
 def test_a_wrong_password_is_refused_and_audited_and_logout_ends_the_session(web_app, feeder):
