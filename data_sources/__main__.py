@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from data_sources.base import SourceConfigError
+from data_sources.library_logging import quiet_library_loggers
 from tag_store.startup import StartupError, load_plant_and_redis
 
 
@@ -28,9 +29,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if logging.getLogger().level > logging.DEBUG:
-        # asyncua logs every request at INFO; its warnings and errors still show.
-        logging.getLogger("asyncua").setLevel(logging.WARNING)
+    quiet_library_loggers(debug=logging.getLogger().level <= logging.DEBUG)
     try:
         config, redis_url = load_plant_and_redis(args.config)
     except StartupError as exc:
