@@ -4,6 +4,9 @@ Part of the OPC UA adapter: asyncua stays inside; what leaves is frozen dataclas
 The walk follows hierarchical references (HasProperty aside) from a start node to a maximum
 depth; every Variable found becomes a BrowsedVariable with the facts a Tag needs. Variables
 that a Tag cannot hold (arrays, structures, dates...) are kept with a note that says why.
+Alarms & Conditions instances (objects whose type is ConditionType or a subtype: an alarm's
+ActiveState, AckedState, Comment...) are neither listed nor entered: they are an alarm's
+state, reported through events, not process values to poll as tags.
 
 Imported tags are never writable: the server may allow writes, but an engineer enables them.
 """
@@ -38,6 +41,9 @@ _DATA_TYPES = {
     ua.ObjectIds.LocalizedText: DataType.STRING,
 }
 _CURRENT_WRITE = 1 << 1  # AccessLevel bit: the value may be written
+_CONDITION_TYPE = ua.NodeId(ua.ObjectIds.ConditionType)
+# Object types known not to be conditions without asking the server.
+_NOT_CONDITION_TYPES = {ua.NodeId(ua.ObjectIds.BaseObjectType): False, ua.NodeId(ua.ObjectIds.FolderType): False}
 _NAME_PATTERN = re.compile(TAG_NAME_PATTERN)
 _MAX_NAME_LENGTH = 128
 
@@ -72,7 +78,7 @@ async def browse(client: Client, start: str | None = None, max_depth: int = DEFA
     namespace_uris = await client.get_namespace_array()
     start_id = resolve_node_id(start, namespace_uris) if start else ua.NodeId(ua.ObjectIds.ObjectsFolder)
     found: list[tuple[int, tuple[str, ...], ua.ReferenceDescription]] = []
-    await _walk(client, start_id, (), 1, max_depth, found, {start_id})
+    await _walk(client, start_id, (), 1, max_depth, found, {start_id}, dict(_NOT_CONDITION_TYPES))
     variables = [ref.NodeId for _, _, ref in found if ref.NodeClass == ua.NodeClass.Variable]
     facts = await _variable_facts(client, variables, namespace_uris,
                                   [path for _, path, ref in found if ref.NodeClass == ua.NodeClass.Variable])
@@ -84,7 +90,7 @@ async def browse(client: Client, start: str | None = None, max_depth: int = DEFA
 
 
 async def _walk(client: Client, node_id: ua.NodeId, path: tuple[str, ...], depth: int, max_depth: int,
-                found: list, seen: set[ua.NodeId]) -> None:
+                found: list, seen: set[ua.NodeId], condition_types: dict[ua.NodeId, bool]) -> None:
     """Depth first; a node reached a second time (two folders organize it, or a cycle) is listed once."""
     if depth > max_depth:
         return
@@ -96,9 +102,30 @@ async def _walk(client: Client, node_id: ua.NodeId, path: tuple[str, ...], depth
                 or ref.NodeId in seen):
             continue
         seen.add(ref.NodeId)
+        if ref.NodeClass == ua.NodeClass.Object and await _is_condition_type(client, ref.TypeDefinition,
+                                                                             condition_types):
+            continue
         child_path = (*path, ref.BrowseName.Name)
         found.append((depth, child_path, ref))
-        await _walk(client, ref.NodeId, child_path, depth + 1, max_depth, found, seen)
+        await _walk(client, ref.NodeId, child_path, depth + 1, max_depth, found, seen, condition_types)
+
+
+async def _is_condition_type(client: Client, type_id: ua.NodeId | None, known: dict[ua.NodeId, bool]) -> bool:
+    """Is this object type ConditionType or a subtype of it? Asked up the type tree once per type and walk."""
+    chain: list[ua.NodeId] = []
+    current = type_id
+    while current is not None and not current.is_null() and current not in known:
+        if current == _CONDITION_TYPE:
+            known[current] = True
+            break
+        chain.append(current)
+        supertypes = await client.get_node(current).get_references(
+            refs=ua.ObjectIds.HasSubtype, direction=ua.BrowseDirection.Inverse, includesubtypes=False)
+        current = supertypes[0].NodeId if supertypes else None
+    answer = known.get(current, False) if current is not None else False
+    for type_on_the_way in chain:
+        known[type_on_the_way] = answer
+    return answer
 
 
 async def _variable_facts(client: Client, node_ids: list[ua.NodeId], namespace_uris: list[str],
