@@ -18,6 +18,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from alarm_engine.alarm_store import decode_record, queue_record_writes
 from alarm_engine.commands import CommandOutcome, parse_command, queue_outcome
+from alarm_engine.device_alarm_input import DeviceAlarmInput
 from domain import alarm_logic
 from domain.alarm_logic import AlarmRecord, AlarmTransition
 from domain.config_model import LimitAlarm, PlantConfig
@@ -64,18 +65,23 @@ class AlarmEngine:
         self._cursor: str = "0-0"
         # Serialises "decide, then persist", so Redis always holds states in decision order.
         self._lock = asyncio.Lock()
+        # Alarms a device decides (OPC UA Alarms & Conditions): mirrored into the same records.
+        self._device = DeviceAlarmInput(redis, config, self.records, self._lock, self._clock_ms)
 
     async def load(self) -> None:
         """Restore persisted records and the feed position; add records for new alarms."""
         # Before any alarm can be seen: a command sent after that must find the group in place.
         await self._ensure_command_group()
+        await self._device.ensure_group()
         now = self._clock_ms()
         stored = await self._redis.hgetall(keys.ALARMS)
         for raw in stored.values():
             record = decode_record(raw)
             if record.alarm_id in self._alarms:
                 self.records[record.alarm_id] = self._with_current_config(record)
-        removed = [k.decode() for k in stored if k.decode() not in self._alarms]
+            elif self._device.owns(record):
+                self.records[record.alarm_id] = record
+        removed = [k.decode() for k in stored if k.decode() not in self.records]
         for alarm_id, alarm in self._alarms.items():
             if alarm_id not in self.records:
                 self.records[alarm_id] = alarm_logic.new_record(alarm.tag, alarm.kind, alarm.limit, alarm.area, alarm.unit, now)
@@ -107,7 +113,8 @@ class AlarmEngine:
 
     async def run(self) -> None:
         await self.load()
-        loops = [asyncio.create_task(loop()) for loop in (self._follow_changes, self._serve_commands, self._tick_delays)]
+        loops = [asyncio.create_task(loop()) for loop in (
+            self._follow_changes, self._serve_commands, self._tick_delays, self._device.follow)]
         try:
             # If one loop fails (Redis gone) the others stop with it, and its error propagates.
             done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_EXCEPTION)
@@ -188,13 +195,17 @@ class AlarmEngine:
                 COMMAND_GROUP, "engine", {keys.ALARM_COMMANDS: next_id}, count=100, block=1000
             )
             entries = replies[0][1] if replies else []
-            if next_id == "0" and not entries:
-                next_id = ">"
+            if next_id != ">":  # pending ones after the last seen: a forwarded acknowledge stays pending a while
+                next_id = entries[-1][0].decode() if entries else ">"
             for entry_id, fields in entries:
                 await self._handle_command(entry_id, fields)
 
     async def _handle_command(self, entry_id: bytes, fields: dict) -> None:
         command = parse_command(fields)
+        if command is not None and self._device.owns_alarm(command.alarm_id):
+            # The device decides: the acknowledge goes to it, answered and XACKed when it answers.
+            self._device.start_acknowledge(command, entry_id, COMMAND_GROUP)
+            return
         async with self._lock:
             pipe = self._redis.pipeline(transaction=True)
             if command is None:

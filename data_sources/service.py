@@ -1,4 +1,4 @@
-"""The data source process: one tag store writer, the selected sources, their write handlers, heartbeats.
+"""The data source process: one tag store writer, the sources, their write and device-alarm handlers, heartbeats.
 
 Wiring only; every part can be built and run on its own (the tests do).
 """
@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from data_sources.base import DataSource
+from data_sources.device_alarm_handler import device_alarm_handlers
 from data_sources.registry import create_source
 from data_sources.write_handler import WriteHandler
 from domain.config_model import PlantConfig
@@ -37,6 +38,7 @@ class DataSourceService:
             for name in source_names
         ]
         self.write_handlers = [WriteHandler(redis, source) for source in self.sources]
+        self.device_alarm_handlers = device_alarm_handlers(redis, self.sources)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set; then stop the sources and drain the writer (no sample lost)."""
@@ -44,6 +46,7 @@ class DataSourceService:
         tasks = [asyncio.create_task(source.run(), name=f"source-{source.name}") for source in self.sources]
         tasks += [asyncio.create_task(handler.run(), name=f"writes-{source.name}")
                   for handler, source in zip(self.write_handlers, self.sources, strict=True)]
+        tasks += [asyncio.create_task(handler.run(), name="device-alarms") for handler in self.device_alarm_handlers]
         tasks.append(asyncio.create_task(self._heartbeats(), name="heartbeats"))
         log.info("data sources running: %s",
                  ", ".join(f"{s.name} ({s.kind}, {len(s.tags)} tags)" for s in self.sources))

@@ -34,6 +34,8 @@ COLUMNS = [
     {"field": "value", "headerName": "Value", "width": 130},
     {"field": "state_text", "headerName": "State", "width": 130},
     {"field": "area", "headerName": "Area", "width": 120},
+    # A device alarm was decided by the PLC (OPC UA Alarms & Conditions); acknowledging asks the device.
+    {"field": "origin", "headerName": "Origin", "width": 130},
 ]
 
 

@@ -20,6 +20,10 @@ ALARM_JOURNAL = PREFIX + "alarm:journal"
 ALARM_ENGINE_CURSOR = PREFIX + "alarm:cursor"
 # Stream: append-only audit trail of logins, writes, acknowledgements.
 AUDIT = PREFIX + "audit"
+# Stream: device alarm events (OPC UA Alarms & Conditions) from the data sources, field "e" = JSON;
+# the alarm engine reads it in its consumer group (see tag_store/device_alarms.py).
+DEVICE_ALARMS = PREFIX + "device_alarms"
+DEVICE_ALARMS_MAXLEN = 100_000
 # Hash per user: role, password_hash.
 USER_PATTERN = PREFIX + "user:*"
 
@@ -39,6 +43,11 @@ def write_requests(source: str) -> str:
 
 
 WRITE_GROUP = "data_sources"
+
+
+def device_acks(source: str) -> str:
+    """Stream of acknowledge requests for one source's device alarms; its consumer group is WRITE_GROUP."""
+    return f"{PREFIX}device_acks:{source}"
 
 
 def action_result(request_id: str) -> str:

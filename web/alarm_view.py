@@ -27,6 +27,11 @@ def sort_shown_alarms(records: Iterable[AlarmRecord]) -> list[AlarmRecord]:
     return sorted(shown, key=lambda r: (r.priority, -alarm_time_ms(r), r.alarm_id))
 
 
+def alarm_origin(record: AlarmRecord) -> str:
+    """Who decided the alarm: Stacklight's own limits, or the device (OPC UA Alarms & Conditions)."""
+    return "Stacklight" if record.device_source is None else f"device {record.device_source}"
+
+
 def alarm_row(record: AlarmRecord, config: PlantConfig) -> dict[str, Any]:
     tag = config.tag(record.tag)
     value = format_with_unit(tag, record.last_value) if tag is not None else (
@@ -37,10 +42,11 @@ def alarm_row(record: AlarmRecord, config: PlantConfig) -> dict[str, Any]:
         "time_ms": alarm_time_ms(record),
         "tag": record.tag,
         "message": record.message,
-        "value": value + (" (input BAD)" if record.input_bad else ""),
+        "value": " ".join(part for part in (value, "(input BAD)" if record.input_bad else "") if part),
         "state": record.state.value,
         "state_text": STATE_TEXT[record.state],
         "area": record.area,
+        "origin": alarm_origin(record),
         "unacked": record.state.is_unacknowledged,
     }
 

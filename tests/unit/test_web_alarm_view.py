@@ -56,3 +56,13 @@ def test_acknowledge_requests_are_cleaned_and_results_described():
     text = describe_ack_results([AckResult("x", True), AckResult("z", False, "nothing to acknowledge")])
     assert text == "Acknowledged 1 alarm. REFUSED z: nothing to acknowledge"
     assert describe_ack_results([]) == "Select one or more alarms first."
+
+
+def test_device_alarms_say_they_were_decided_by_the_device_and_show_a_lost_input():
+    device = AlarmRecord(alarm_id="plc:nsu=urn:plc;s=TempAlarm", tag="Temperature", kind="TempAlarm", priority=2,
+                         message="Temperature high", area="Plant", state=AlarmState.UNACK_ACTIVE, input_bad=True,
+                         state_since_ms=1, device_source="plc", device_condition="nsu=urn:plc;s=TempAlarm")
+    rows = {r["alarm_id"]: r for r in build_alarm_view([device, *RECORDS], PLANT)["rows"]}
+    assert rows[device.alarm_id]["origin"] == "device plc"
+    assert rows[device.alarm_id]["value"] == "(input BAD)"
+    assert rows["a"]["origin"] == "Stacklight"

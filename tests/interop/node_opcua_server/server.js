@@ -61,6 +61,9 @@ async function main() {
     await server.initialize();
 
     const addressSpace = server.engine.addressSpace;
+    // Alarms & Conditions methods (ConditionRefresh, Acknowledge, Confirm ... on the condition types),
+    // which node-opcua leaves unbound unless asked: a server that offers A&C offers them.
+    addressSpace.installAlarmsAndConditionsService();
     const ns = addressSpace.registerNamespace(NAMESPACE);
     const objects = addressSpace.rootFolder.objects;
     const plant = ns.addObject({ browseName: "Interop", nodeId: "s=Interop", organizedBy: objects, notifierOf: addressSpace.rootFolder.objects.server });
