@@ -295,7 +295,10 @@ class OpcUaDataSource(DataSource):
 
     def _on_status_change(self, conn: _Connection, status: ua.StatusCode) -> None:
         if status is not None and not status.is_good():
-            conn.lost = ConnectionLost(f"subscription ended by {status.name}")
+            # asyncua reports a dropped connection as BadShutdown too: do not claim the server shut down.
+            reason = "the server shut down or the connection dropped" if status.name == "BadShutdown" \
+                else "subscription ended"
+            conn.lost = ConnectionLost(f"{reason} ({status.name})")
 
     async def _watch(self, conn: _Connection, client: Client) -> None:
         """Return never; raise ConnectionLost when the session dies or goes silent."""
