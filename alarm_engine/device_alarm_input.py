@@ -27,6 +27,7 @@ from domain.config_model import DeviceAlarms, PlantConfig
 from domain.device_alarms import ConditionEvent, OperatorAck, SourceEvent
 from tag_store import keys
 from tag_store.device_alarms import DeviceAckRequest, decode_event, submit_device_ack, wait_for_device_ack
+from tag_store.source_status import read_statuses
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ GROUP = "alarm_engine"
 # The web app waits 5 s for the engine; the source gets most of it, the engine answers before.
 FORWARD_TIMEOUT_S = 3.5
 ANSWER_WAIT_S = 4.0
+# A source process silent this long (no heartbeat, no event) is gone: its device alarms are not live.
+SOURCE_SILENT_S = 5.0
 
 
 def device_alarm_sources(config: PlantConfig) -> dict[str, DeviceAlarms]:
@@ -54,6 +57,7 @@ class DeviceAlarmInput:
         self._clock_ms = clock_ms
         self._operator_acks: dict[str, OperatorAck] = {}
         self._ack_tasks: set[asyncio.Task] = set()
+        self._last_event_ms: dict[str, int] = {}
 
     def owns(self, record: AlarmRecord) -> bool:
         return record.device_source is not None and record.device_source in self._sources
@@ -72,9 +76,37 @@ class DeviceAlarmInput:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    async def follow(self) -> None:
+    async def run(self) -> None:
         if not self._sources:
             return  # no source follows device alarms
+        await asyncio.gather(self._follow(), self._watch_sources())
+
+    async def _watch_sources(self) -> None:
+        """A dead source process sends no `lost`: its silence marks its device alarms not live.
+
+        Nothing is unmarked here: the restarted source sends `lost`, then refreshes every condition.
+        """
+        while True:
+            await asyncio.sleep(1.0)
+            now = self._clock_ms()
+            statuses = await read_statuses(self._redis, list(self._sources))
+            for source, status in statuses.items():
+                heard_ms = max(status.heartbeat_ms if status else 0, self._last_event_ms.get(source, 0))
+                if now - heard_ms > SOURCE_SILENT_S * 1000:
+                    await self._apply_source_event(SourceEvent(source, "lost", now, quality_name="source silent"))
+
+    async def _apply_source_event(self, event: SourceEvent) -> None:
+        async with self._lock:
+            updated = [r for _id, r in self._apply(event, [])]
+            if not updated:
+                return
+            for record in updated:
+                self._records[record.alarm_id] = record
+            pipe = self._redis.pipeline(transaction=True)
+            queue_record_writes(pipe, updated, [])
+            await pipe.execute()
+
+    async def _follow(self) -> None:
         next_id = "0"  # our own unapplied events first (a crash mid-batch), then new ones
         try:
             while True:
@@ -103,6 +135,7 @@ class DeviceAlarmInput:
                     continue
                 if event.source not in self._sources:
                     continue  # a source that no longer follows device alarms
+                self._last_event_ms[event.source] = self._clock_ms()
                 for alarm_id, record in self._apply(event, transitions):
                     if record is None:
                         self._records.pop(alarm_id, None)
@@ -138,8 +171,10 @@ class DeviceAlarmInput:
             return [(alarm_id, record)]
         of_source = [r for r in self._records.values() if r.device_source == event.source]
         if event.kind == "lost":
-            log.info("device alarms of %s: input lost (%s)", event.source, event.quality_name)
-            return [(r.alarm_id, r) for r in device_alarms.mark_source_lost(of_source)]
+            lost = device_alarms.mark_source_lost(of_source)
+            if lost:
+                log.info("device alarms of %s: not live (%s)", event.source, event.quality_name)
+            return [(r.alarm_id, r) for r in lost]
         if event.kind == "refresh_end":
             gone, moves = device_alarms.not_refreshed(of_source, set(event.conditions), now)
             transitions.extend(moves)

@@ -114,7 +114,7 @@ class AlarmEngine:
     async def run(self) -> None:
         await self.load()
         loops = [asyncio.create_task(loop()) for loop in (
-            self._follow_changes, self._serve_commands, self._tick_delays, self._device.follow)]
+            self._follow_changes, self._serve_commands, self._tick_delays, self._device.run)]
         try:
             # If one loop fails (Redis gone) the others stop with it, and its error propagates.
             done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_EXCEPTION)

@@ -32,7 +32,13 @@ from data_sources.opcua_items import subscription_parameters
 from data_sources.opcua_values import resolve_node_id, source_time_ms
 from domain.config_model import DeviceAlarms, Tag
 from domain.device_alarms import ConditionEvent, SourceEvent
-from domain.quality import BAD_WAITING_FOR_INITIAL_DATA, Quality
+from domain.quality import (
+    BAD_CONFIGURATION_ERROR,
+    BAD_NODE_ID_UNKNOWN,
+    BAD_WAITING_FOR_INITIAL_DATA,
+    Quality,
+    quality_from_code,
+)
 from tag_store.device_alarms import DeviceAlarmOutbox
 
 BASE_EVENT_TYPE = ua.NodeId(ua.ObjectIds.BaseEventType)
@@ -172,27 +178,42 @@ class ConditionWatcher:
 
     async def start_session(
         self, client: Client, namespace_uris: list[str], publishing_interval_ms: int, stale_after_s: float,
-        on_publish: Callable[[ua.PublishResult], None],
+        on_publish: Callable[[ua.PublishResult], None], now_ms: int,
     ) -> None:
-        """Event subscription, then ConditionRefresh. ua errors from the server end in a log, not the session."""
+        """Event subscription, then ConditionRefresh.
+
+        What the server refuses is logged and leaves these alarms not live; the session (and its
+        tags) goes on. A refused refresh leaves them not live until each condition's next event.
+        """
         self._known, self._refreshed = {}, None
         try:
             notifiers = [resolve_node_id(n, namespace_uris) for n in self.settings.notifiers]
-        except ValueError as exc:
-            self.log.error("source %s: device alarms: notifier %s", self.source_name, exc)
+            created = await client.uaclient.create_subscription(
+                subscription_parameters(publishing_interval_ms, stale_after_s), on_publish)
+            # Events may come as soon as an item exists: the session is in place before.
+            self._session = _Session(client, namespace_uris, created.SubscriptionId,
+                                     self._tags_by_node(namespace_uris))
+            refused = await self._monitor(client, created.SubscriptionId, notifiers)
+        except ValueError as exc:  # a notifier in a namespace the server does not have
+            self._unavailable(f"notifier: {exc}", BAD_NODE_ID_UNKNOWN, now_ms)
             return
-        created = await client.uaclient.create_subscription(
-            subscription_parameters(publishing_interval_ms, stale_after_s), on_publish)
-        refused = await self._monitor(client, created.SubscriptionId, notifiers)
+        except ua.UaStatusCodeError as exc:
+            name = ua.StatusCode(exc.code).name
+            self._unavailable(f"the server refused the event subscription: {name}",
+                              quality_from_code(exc.code, name), now_ms)
+            return
         if len(refused) == len(notifiers):
-            self.log.error("source %s: device alarms: the server refused every notifier (%s)",
-                           self.source_name, ", ".join(refused))
+            self._unavailable(f"the server refused every notifier ({', '.join(refused)})",
+                              BAD_CONFIGURATION_ERROR, now_ms)
             return
         for problem in refused:
             self.log.error("source %s: device alarms: notifier refused: %s", self.source_name, problem)
-        self._session = _Session(client, namespace_uris, created.SubscriptionId, self._tags_by_node(namespace_uris))
-        self._lost = None
-        await self.refresh()
+        if await self.refresh():
+            self._lost = None
+
+    def _unavailable(self, reason: str, quality: Quality, now_ms: int) -> None:
+        self.log.error("source %s: device alarms unavailable: %s", self.source_name, reason)
+        self.session_lost(quality, now_ms)
 
     async def _monitor(self, client: Client, subscription_id: int, notifiers: list[ua.NodeId]) -> list[str]:
         """One event item per notifier; a refused where clause is retried without one. The refusals."""
@@ -217,18 +238,25 @@ class ConditionWatcher:
             outcome.update(zip(filter_refused, await create(filter_refused, False), strict=True))
         return [f"{n.to_string()}: {r.StatusCode.name}" for n, r in outcome.items() if not r.StatusCode.is_good()]
 
-    async def refresh(self) -> None:
-        """ConditionRefresh on this session's event subscription; the conditions arrive as events."""
+    async def refresh(self) -> bool:
+        """ConditionRefresh on this session's event subscription (the conditions arrive as events); accepted?"""
         session = self._session
         if session is None:
-            return
+            return False
         request = ua.CallMethodRequest(
             ObjectId=CONDITION_TYPE, MethodId=CONDITION_REFRESH,
             InputArguments=[ua.Variant(session.subscription_id, ua.VariantType.UInt32)])
-        [result] = await asyncio.wait_for(session.client.uaclient.call([request]), CALL_TIMEOUT_S)
+        try:
+            [result] = await asyncio.wait_for(session.client.uaclient.call([request]), CALL_TIMEOUT_S)
+        except TimeoutError:
+            self.log.error("source %s: device alarms: no answer to ConditionRefresh within %g s",
+                           self.source_name, CALL_TIMEOUT_S)
+            return False
         if not result.StatusCode.is_good():
-            self.log.error("source %s: device alarms: ConditionRefresh refused: %s (alarms shown from "
-                           "new events only)", self.source_name, result.StatusCode.name)
+            self.log.error("source %s: device alarms: ConditionRefresh refused: %s (alarms not live until "
+                           "their next event)", self.source_name, result.StatusCode.name)
+            return False
+        return True
 
     def _tags_by_node(self, namespace_uris: list[str]) -> dict[ua.NodeId, str]:
         found = {}
