@@ -9,6 +9,7 @@ from domain.config_loading import ConfigError, parse_config
 from domain.device_alarms import (
     ConditionEvent,
     OperatorAck,
+    SourceEvent,
     apply_condition_event,
     device_alarm_id,
     mark_source_lost,
@@ -18,6 +19,7 @@ from domain.device_alarms import (
     transition_name,
 )
 from domain.quality import BAD_SENSOR_FAILURE
+from tag_store.device_alarms import decode_event, encode_event
 
 THRESHOLDS = (800, 600, 400)
 EVENT = ConditionEvent(
@@ -193,3 +195,37 @@ def test_device_alarms_config_errors_name_the_key(device_alarms, complaint):
     with pytest.raises(ConfigError) as error:
         plant(device_alarms)
     assert complaint in str(error.value)
+
+
+def test_events_cross_redis_as_json_and_come_back_equal():
+    lost = SourceEvent("plc", "lost", 5, BAD_SENSOR_FAILURE.code, "BadSensorFailure")
+    refreshed = SourceEvent("plc", "refresh_end", 6, conditions=("c1", "c2"))
+    for event in (EVENT, replace(EVENT, active=None, acked=None, branch=True), lost, refreshed):
+        assert decode_event(encode_event(event)) == event
+    with pytest.raises(ValueError):
+        decode_event(b'{"kind": "condition", "source": "plc"}')
+    with pytest.raises(ValueError):
+        decode_event(b"not json")
+
+
+def test_the_event_filter_selects_the_condition_id_and_asks_for_conditions_and_refresh_events():
+    from asyncua import ua
+
+    from data_sources.opcua_conditions import SELECT, event_filter, portable_node_id
+
+    selected = event_filter().SelectClauses
+    condition_id = selected[[name for name, _type, _path in SELECT].index("condition_id")]
+    assert (condition_id.TypeDefinitionId, condition_id.BrowsePath, condition_id.AttributeId) == (
+        ua.NodeId(2782), [], ua.AttributeIds.NodeId)
+    acked = selected[[name for name, _type, _path in SELECT].index("acked")]
+    assert [q.Name for q in acked.BrowsePath] == ["AckedState", "Id"] and acked.TypeDefinitionId == ua.NodeId(2881)
+    elements = event_filter().WhereClause.Elements
+    of_types = [e.FilterOperands[0].Value.Value for e in elements if e.FilterOperator == ua.FilterOperator.OfType]
+    assert of_types == [ua.NodeId(2782), ua.NodeId(2787), ua.NodeId(2788), ua.NodeId(2789)]
+    # Every Or points at two later elements; together they reach every OfType.
+    reached = {op.Index for e in elements if e.FilterOperator == ua.FilterOperator.Or for op in e.FilterOperands}
+    assert reached == set(range(1, len(elements)))
+    assert event_filter(with_where_clause=False).WhereClause.Elements == []
+    assert portable_node_id(ua.NodeId("Tank.Alarm", 2), ["http://opcfoundation.org/UA/", "urn:a", "urn:plc"]) == (
+        "nsu=urn:plc;s=Tank.Alarm")
+    assert portable_node_id(ua.NodeId(2253), ["http://opcfoundation.org/UA/"]) == "i=2253"
