@@ -42,6 +42,8 @@ class SourceCounters:
     server_queue_overflows: int = 0  # OPC UA: values flagged "overflow" by the server's item queue
     items_sampling_revised: int = 0  # OPC UA: items the server samples slower than configured (now)
     items_queue_revised: int = 0     # OPC UA: items whose queue the server made smaller than configured (now)
+    device_alarm_events: int = 0     # OPC UA Alarms & Conditions: events received
+    device_alarm_events_dropped: int = 0  # ... lost in a full outbox while Redis was away (counted, never silently)
     connects: int = 0
     reconnects: int = 0
     connect_failures: int = 0

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from asyncua import Client, ua
 
+from data_sources.base import SourceCounters
 from data_sources.device_alarm_handler import ConditionAckResult
 from data_sources.opcua_items import subscription_parameters
 from data_sources.opcua_values import resolve_node_id, source_time_ms
@@ -148,13 +149,14 @@ class _Session:
 class ConditionWatcher:
     """One source's view of its server's conditions; events go to `outbox`."""
 
-    def __init__(self, source_name: str, settings: DeviceAlarms, tags: list[Tag], log: logging.Logger):
+    def __init__(self, source_name: str, settings: DeviceAlarms, tags: list[Tag], counters: SourceCounters,
+                 log: logging.Logger):
         self.source_name = source_name
         self.settings = settings
         self.tags = tags
         self.outbox = DeviceAlarmOutbox()
         self.log = log
-        self.events_received = 0
+        self.counters = counters
         self._session: _Session | None = None
         self._known: dict[str, _Known] = {}
         self._refreshed: set[str] | None = None  # conditions seen since the RefreshStart
@@ -274,8 +276,8 @@ class ConditionWatcher:
         session = self._session
         if session is None:
             return
+        self.counters.device_alarm_events += len(events)
         for event in events:
-            self.events_received += 1
             fields = event.EventFields
             event_type = _node(_value(fields, "event_type"))
             if event_type == REFRESH_START:
@@ -295,6 +297,7 @@ class ConditionWatcher:
                 condition = self._condition_event(session, fields, event_type, receive_ms)
                 if condition is not None:
                     self.outbox.put(condition)
+        self.counters.device_alarm_events_dropped = self.outbox.dropped
 
     def _refresh_done(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)
