@@ -46,7 +46,7 @@ from tests.integration.data_source_helpers import (
     wait_for_latest,
     wait_for_write_group,
 )
-from tests.interop.node_opcua import NAMESPACE, PASSWORD, USERNAME, NodeOpcUaServer, node_id, unavailable_reason
+from tests.interop.node_opcua import NAMESPACE, PASSWORD, USERNAME, NodeOpcUaServer, node_id, serve_or_skip
 
 SOURCE = "node-plc"
 STALE_AFTER_S = 1.5
@@ -57,22 +57,12 @@ CLOSED_CONNECTION_NOTICED_S = 0.5
 @pytest.fixture(scope="module")
 def node_server(tmp_path_factory):
     """One node-opcua server for the module's tests that do not crash it."""
-    reason = unavailable_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    server = NodeOpcUaServer(tmp_path_factory.mktemp("node-opcua")).start()
-    yield server
-    server.stop()
+    yield from serve_or_skip(tmp_path_factory.mktemp("node-opcua"))
 
 
 @pytest.fixture
 def crashable_server(tmp_path):
-    reason = unavailable_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    server = NodeOpcUaServer(tmp_path / "node-opcua").start()
-    yield server
-    server.stop()
+    yield from serve_or_skip(tmp_path / "node-opcua")
 
 
 @pytest.fixture

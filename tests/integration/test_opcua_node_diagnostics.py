@@ -8,19 +8,14 @@ from domain.config_model import OpcUaSource, Tag
 from domain.quality import GOOD
 from tag_store.writer import TagStoreWriter
 from tests.integration.data_source_helpers import history, running, wait_for_latest, wait_until
-from tests.interop.node_opcua import NodeOpcUaServer, node_id, unavailable_reason
+from tests.interop.node_opcua import node_id, serve_or_skip
 
 SOURCE = "node-plc"
 
 
 @pytest.fixture(scope="module")
 def node_server(tmp_path_factory):
-    reason = unavailable_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    server = NodeOpcUaServer(tmp_path_factory.mktemp("node-opcua-diagnostics")).start()
-    yield server
-    server.stop()
+    yield from serve_or_skip(tmp_path_factory.mktemp("node-opcua-diagnostics"))
 
 
 def source_for(endpoint: str, tags: list[Tag], redis_client, data_dir, **settings) -> tuple[OpcUaDataSource,

@@ -16,7 +16,10 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from launcher.embedded_servers import free_port
 
@@ -42,6 +45,18 @@ def unavailable_reason() -> str | None:
         return (f"node-opcua is not installed in {SERVER_DIR}: run `make test`, "
                 f"or `npm ci` in that directory")
     return None
+
+
+def serve_or_skip(pki_dir: Path) -> Iterator[NodeOpcUaServer]:
+    """For fixtures (`yield from serve_or_skip(dir)`): a running server, stopped afterwards; skip where none can run."""
+    reason = unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    server = NodeOpcUaServer(pki_dir).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 class NodeOpcUaServer:
