@@ -254,6 +254,10 @@ class ConditionWatcher:
             self.log.error("source %s: device alarms: no answer to ConditionRefresh within %g s",
                            self.source_name, CALL_TIMEOUT_S)
             return False
+        except ua.UaStatusCodeError as exc:
+            self.log.error("source %s: device alarms: ConditionRefresh failed: %s", self.source_name,
+                           ua.StatusCode(exc.code).name)
+            return False
         if not result.StatusCode.is_good():
             self.log.error("source %s: device alarms: ConditionRefresh refused: %s (alarms not live until "
                            "their next event)", self.source_name, result.StatusCode.name)
