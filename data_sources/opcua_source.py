@@ -32,8 +32,10 @@ from asyncua.client.ua_client import UaClientState
 
 from data_sources.backoff import Backoff
 from data_sources.base import ConnectionLog, DataSource, SourceConfigError, WriteResult, now_ms
+from data_sources.device_alarm_handler import ConditionAckResult
 from data_sources.notification_inbox import NotificationInbox
 from data_sources.opcua_client import REQUEST_TIMEOUT_S, disconnect_quietly, new_client
+from data_sources.opcua_conditions import ConditionWatcher
 from data_sources.opcua_items import Granted, SubscriptionResult, create_subscription
 from data_sources.opcua_plan import ConnectionPlan, SubscriptionPlan, plan_connections
 from data_sources.opcua_values import UnknownNamespace, overflow_flagged, resolve_node_id, tag_value_from_data_value
@@ -50,6 +52,7 @@ from domain.quality import (
 )
 from domain.secrets import SecretUnavailable, read_secret
 from domain.tag_value import ScalarValue
+from tag_store.device_alarms import DeviceAlarmOutbox
 from tag_store.source_status import ConnectionState
 
 BAD_NODE_ID_INVALID = quality_from_code(0x80330000, "BadNodeIdInvalid")
@@ -108,6 +111,19 @@ class OpcUaDataSource(DataSource):
         self._filter_fallback_logged = False
         self._overflow_logged = False
         self._inbox = NotificationInbox(MAX_QUEUED_ITEMS, self._convert_items, self._count_dropped)
+        # OPC UA Alarms & Conditions (opcua_conditions.py), on the first connection's session.
+        self._conditions = (ConditionWatcher(self.name, self.config.device_alarms, self.tags, self.counters,
+                                             self.log)
+                            if self.config.device_alarms is not None else None)
+
+    @property
+    def device_alarm_outbox(self) -> DeviceAlarmOutbox | None:
+        return self._conditions.outbox if self._conditions is not None else None
+
+    async def acknowledge_condition(self, condition: str, comment: str, timeout_s: float) -> ConditionAckResult:
+        if self._conditions is None:
+            return ConditionAckResult(False, f"source {self.name} does not follow device alarms")
+        return await self._conditions.acknowledge(condition, comment, timeout_s)
 
     @property
     def connection_count(self) -> int:
@@ -115,6 +131,8 @@ class OpcUaDataSource(DataSource):
 
     async def run(self) -> None:
         self.publish_waiting_for_initial_data()
+        if self._conditions is not None:
+            self._conditions.waiting_for_initial_data(now_ms())
         converter = asyncio.create_task(self._inbox.run(), name=f"{self.name}-convert")
         try:
             await asyncio.gather(*(self._connect_forever(c) for c in self._connections))
@@ -164,6 +182,8 @@ class OpcUaDataSource(DataSource):
         at_ms = now_ms()
         for handle in conn.handles:
             self.mark_tag_bad(self.tags[handle].name, quality, at_ms)
+        if self._conditions is not None and conn.number == 0:
+            self._conditions.session_lost(quality, at_ms)
         self.counters.connect_failures += 1
         self._set_connection_state(conn, ConnectionState.DISCONNECTED, reason)
         conn.connection_log.failed(f"{self.config.endpoint}: {reason}")
@@ -180,6 +200,10 @@ class OpcUaDataSource(DataSource):
         conn.subscribed, conn.granted = 0, Granted()
         for subscription in conn.plan.subscriptions:
             conn.subscribed += await self._subscribe(conn, client, subscription, monitored)
+        if self._conditions is not None and conn.number == 0:
+            await self._conditions.start_session(client, namespace_uris, self.config.publishing_interval_ms,
+                                                 self.config.stale_after_s, functools.partial(self._on_publish, conn),
+                                                 now_ms())
         conn.client = client
         self.counters.reconnects += conn.connects > 0
         self.counters.connects += 1
@@ -255,6 +279,8 @@ class OpcUaDataSource(DataSource):
             if items is not None:
                 self._count_sequence_gap(conn, result.SubscriptionId, message.SequenceNumber)
                 self._inbox.put(items, receive_ms)
+            elif isinstance(notification, ua.EventNotificationList) and self._conditions is not None:
+                self._conditions.on_events(notification.Events, receive_ms)
             elif isinstance(notification, ua.StatusChangeNotification):
                 self._on_status_change(conn, notification.Status)
 
