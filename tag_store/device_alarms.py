@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from domain.device_alarms import ConditionEvent, SourceEvent
 from tag_store import keys
@@ -121,7 +122,10 @@ async def answer_device_ack(redis: aioredis.Redis, answer: DeviceAckAnswer) -> N
 
 
 async def wait_for_device_ack(redis: aioredis.Redis, request_id: str, timeout_s: float) -> DeviceAckAnswer | None:
-    reply = await redis.blpop([keys.action_result(request_id)], timeout=timeout_s)
+    try:
+        reply = await redis.blpop([keys.action_result(request_id)], timeout=timeout_s)
+    except RedisTimeoutError:  # the client's socket timeout came first
+        reply = None
     return None if reply is None else DeviceAckAnswer(**json.loads(reply[1]))
 
 
