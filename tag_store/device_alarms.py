@@ -18,11 +18,11 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from domain.device_alarms import ConditionEvent, SourceEvent
 from tag_store import keys
+from tag_store.consumer_groups import consume_group
 
 log = logging.getLogger(__name__)
 
@@ -133,27 +133,15 @@ async def consume_device_acks(
     redis: aioredis.Redis, source: str, consumer: str, block_ms: int = 1000
 ) -> AsyncIterator[tuple[str, DeviceAckRequest | None]]:
     """(entry id, request) for this source, own unanswered ones first; None for an entry that does not parse."""
-    stream = keys.device_acks(source)
-    try:
-        await redis.xgroup_create(stream, keys.WRITE_GROUP, id="$", mkstream=True)
-    except ResponseError as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise
-    next_id = "0"
-    while True:
-        replies = await redis.xreadgroup(keys.WRITE_GROUP, consumer, {stream: next_id}, count=100, block=block_ms)
-        entries = replies[0][1] if replies else []
-        if next_id == "0" and not entries:
-            next_id = ">"
-            continue
-        for entry_id, fields in entries:
-            raw = (fields or {}).get(b"r")
-            try:
-                request = DeviceAckRequest(**json.loads(raw))
-            except (TypeError, ValueError):
-                log.error("unreadable device acknowledge request %r", raw)
-                request = None
-            yield entry_id.decode(), request
+    async for entry_id, fields in consume_group(redis, keys.device_acks(source), keys.WRITE_GROUP, consumer,
+                                                block_ms):
+        raw = fields.get(b"r")
+        try:
+            request = DeviceAckRequest(**json.loads(raw))
+        except (TypeError, ValueError):
+            log.error("unreadable device acknowledge request %r", raw)
+            request = None
+        yield entry_id, request
 
 
 async def ack_device_ack(redis: aioredis.Redis, source: str, entry_id: str) -> None:

@@ -15,10 +15,10 @@ from enum import StrEnum
 from typing import AsyncIterator
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
 
 from domain.tag_value import ScalarValue
 from tag_store import keys
+from tag_store.consumer_groups import consume_group
 
 log = logging.getLogger(__name__)
 
@@ -85,23 +85,9 @@ async def consume_requests(
 
     The caller acknowledges each entry with ack_request once it has answered it.
     """
-    stream = keys.write_requests(source)
-    try:
-        await redis.xgroup_create(stream, keys.WRITE_GROUP, id="$", mkstream=True)
-    except ResponseError as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise
-    # First our own unacknowledged entries (we crashed mid-write), then new ones.
-    next_id = "0"
-    while True:
-        replies = await redis.xreadgroup(keys.WRITE_GROUP, consumer, {stream: next_id}, count=100, block=block_ms)
-        entries = replies[0][1] if replies else []
-        if next_id == "0" and not entries:
-            next_id = ">"
-            continue
-        for entry_id, fields in entries:
-            entry_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-            yield entry_id, _parse_request(fields)
+    async for entry_id, fields in consume_group(redis, keys.write_requests(source), keys.WRITE_GROUP, consumer,
+                                                block_ms):
+        yield entry_id, _parse_request(fields)
 
 
 def _parse_request(fields: dict | None) -> WriteRequest | None:
