@@ -13,6 +13,8 @@ dagcomponentfuncs.PriorityIndicator = function (props) {
 
 /* A link to the faceplate that navigates inside the Dash app (like dcc.Link), keeping the live socket. */
 dagcomponentfuncs.TagLink = function (props) {
+  // A device alarm may name a source node that is no configured tag: no faceplate to go to.
+  if (props.data && props.data.has_faceplate === false) { return props.value; }
   var href = '/tag/' + encodeURIComponent(props.value);
   function go(event) {
     if (event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) { return; }

@@ -41,6 +41,7 @@ def alarm_row(record: AlarmRecord, config: PlantConfig) -> dict[str, Any]:
         "priority": record.priority,
         "time_ms": alarm_time_ms(record),
         "tag": record.tag,
+        "has_faceplate": tag is not None,
         "message": record.message,
         "value": " ".join(part for part in (value, "(input BAD)" if record.input_bad else "") if part),
         "state": record.state.value,

@@ -66,3 +66,6 @@ def test_device_alarms_say_they_were_decided_by_the_device_and_show_a_lost_input
     assert rows[device.alarm_id]["origin"] == "device plc"
     assert rows[device.alarm_id]["value"] == "(input BAD)"
     assert rows["a"]["origin"] == "Stacklight"
+    # "Temperature" is no configured tag: no link to a faceplate that does not exist.
+    assert rows[device.alarm_id]["has_faceplate"] is False
+    assert rows["a"]["has_faceplate"] is True
