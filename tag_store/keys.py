@@ -24,6 +24,10 @@ AUDIT = PREFIX + "audit"
 # the alarm engine reads it in its consumer group (see tag_store/device_alarms.py).
 DEVICE_ALARMS = PREFIX + "device_alarms"
 DEVICE_ALARMS_MAXLEN = 100_000
+# Hash: tag name -> JSON Tag definition of a tag a source discovered (see tag_store/tag_catalog.py),
+# and a counter raised whenever that hash changes.
+TAG_CATALOG = PREFIX + "tag_catalog"
+TAG_CATALOG_VERSION = PREFIX + "tag_catalog:version"
 # Hash per user: role, password_hash.
 USER_PATTERN = PREFIX + "user:*"
 
