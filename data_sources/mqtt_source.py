@@ -15,27 +15,22 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import os
 from typing import Callable
-from urllib.parse import urlparse
 
 import aiomqtt
 
 from data_sources.backoff import Backoff
 from data_sources.base import DataSource, SourceConfigError, SourceCounters, WriteResult, now_ms
+from data_sources.mqtt_connection import broker_address, new_client, read_credentials
 from domain.config_model import MqttSource, Tag
 from domain.payload_paths import read_tags_from_payload
 from domain.quality import BAD_COMMUNICATION_ERROR
-from domain.secrets import SecretUnavailable, read_secret
 from domain.tag_value import ScalarValue, TagValue
 from domain.write_rules import readback_matches
 from tag_store.source_status import ConnectionState
 from tag_store.write_requests import WriteStatus
 
-EMBEDDED_BROKER_ENV_VAR = "STACKLIGHT_EMBEDDED_MQTT_URL"
-DEFAULT_PORT = 1883
 MAX_QUEUED_MESSAGES = 10_000
-CONNECT_TIMEOUT_S = 5.0
 TOPICS_PER_SUBSCRIBE = 100
 PAYLOAD_SAMPLE_BYTES = 120
 
@@ -81,25 +76,6 @@ class ReadbackWaiters:
         return bool(self._waiting)
 
 
-def broker_address(config: MqttSource, environ: dict[str, str] | os._Environ = os.environ) -> tuple[str, int]:
-    """The configured host and port, or the embedded broker's from STACKLIGHT_EMBEDDED_MQTT_URL."""
-    if config.host is not None:
-        return config.host, config.port or DEFAULT_PORT
-    url = environ.get(EMBEDDED_BROKER_ENV_VAR)
-    if not url:
-        raise SourceConfigError(
-            f"no host is configured, so the embedded broker is meant, but {EMBEDDED_BROKER_ENV_VAR} is not set"
-            " (e.g. mqtt://127.0.0.1:1883; `make run` sets it)")
-    parsed = urlparse(url)
-    try:
-        port = parsed.port
-    except ValueError:
-        port = None
-    if parsed.scheme != "mqtt" or not parsed.hostname:
-        raise SourceConfigError(f"{EMBEDDED_BROKER_ENV_VAR}={url!r} is not like mqtt://127.0.0.1:1883")
-    return parsed.hostname, port or config.port or DEFAULT_PORT
-
-
 class MqttDataSource(DataSource):
     kind = "mqtt"
     config: MqttSource
@@ -108,16 +84,10 @@ class MqttDataSource(DataSource):
         super().__init__(*args, **kwargs)
         try:
             self.host, self.port = broker_address(self.config)
+            self._username, self._password = read_credentials(self.config)
+            self._new_client()  # TLS files and settings are checked now, not at the first connection
         except SourceConfigError as exc:
             raise SourceConfigError(f"source {self.name}: {exc}") from None
-        self._username: str | None = None
-        self._password: str | None = None
-        if self.config.credentials is not None:
-            self._username = self.config.credentials.username
-            try:
-                self._password = read_secret(self.config.credentials.password)
-            except SecretUnavailable as exc:
-                raise SourceConfigError(f"source {self.name}: password: {exc}") from None
         self.tags_by_topic: dict[str, list[Tag]] = {}
         for tag in self.tags:
             self.tags_by_topic.setdefault(tag.topic or "", []).append(tag)
@@ -158,12 +128,9 @@ class MqttDataSource(DataSource):
             await asyncio.sleep(backoff.next_delay_s())
 
     def _new_client(self) -> aiomqtt.Client:
-        return aiomqtt.Client(
-            self.host, self.port, username=self._username, password=self._password,
-            identifier=self.config.client_id, keepalive=self.config.keepalive_s, timeout=CONNECT_TIMEOUT_S,
-            queue_type=functools.partial(DropOldestQueue, self.counters),
-            max_queued_incoming_messages=MAX_QUEUED_MESSAGES,
-        )
+        return new_client(self.config, self.host, self.port, self._username, self._password,
+                          queue_type=functools.partial(DropOldestQueue, self.counters),
+                          max_queued_incoming=MAX_QUEUED_MESSAGES)
 
     async def _subscribe_all(self, client: aiomqtt.Client) -> None:
         topics = list(self.tags_by_topic)

@@ -143,16 +143,52 @@ class OpcUaSource(_Strict):
     device_alarms: DeviceAlarms | None = None
 
 
-class MqttSource(_Strict):
-    kind: Literal["mqtt"]
+class MqttTls(_Strict):
+    """TLS to the broker. Hostname checking stays on unless switched off on purpose."""
+
+    ca_file: str | None = None          # None: the system's trusted CAs
+    client_certificate: str | None = None
+    client_private_key: str | None = None
+    check_hostname: bool = True
+
+    @model_validator(mode="after")
+    def _pair(self) -> MqttTls:
+        if (self.client_certificate is None) != (self.client_private_key is None):
+            raise ValueError("client_certificate and client_private_key must be configured together")
+        return self
+
+
+class MqttConnection(_Strict):
+    """How to reach a broker; shared by plain/JSON MQTT sources and Sparkplug B sources."""
+
     # No host means "the embedded broker that Stacklight starts for itself".
     host: str | None = None
-    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None   # default 1883, or 8883 with tls
+    protocol: Literal["3.1.1", "5"] = "3.1.1"
+    tls: MqttTls | None = None
     client_id: str | None = None
     keepalive_s: Annotated[int, Field(ge=1, le=3600)] = 15
     credentials: Credentials | None = None
+    # False: a persistent session (the broker keeps subscriptions and QoS 1/2 messages while we are away);
+    # needs a client_id. With MQTT 5 the session lasts session_expiry_s after a disconnect.
+    clean_session: bool = True
+    session_expiry_s: Annotated[int, Field(ge=0, le=4_294_967_295)] = 3600
+    # QoS of every subscription unless a tag says otherwise.
+    qos: Literal[0, 1, 2] = 1
     reconnect_max_delay_s: Annotated[float, Field(gt=0, le=300)] = 10.0
     write_timeout_s: Annotated[float, Field(gt=0, le=120)] = 5.0
+    # Default for tags without max_age_s: stale when no message arrived for this long (None: never by age).
+    max_age_s: Annotated[float, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _persistent_needs_identity(self) -> MqttConnection:
+        if not self.clean_session and not self.client_id:
+            raise ValueError("a persistent session (clean_session: false) needs a fixed client_id")
+        return self
+
+
+class MqttSource(MqttConnection):
+    kind: Literal["mqtt"]
 
 
 Source = Annotated[OpcUaSource | MqttSource, Field(discriminator="kind")]

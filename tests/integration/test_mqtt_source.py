@@ -9,7 +9,8 @@ import aiomqtt
 import pytest
 
 from data_sources.base import SourceConfigError
-from data_sources.mqtt_source import EMBEDDED_BROKER_ENV_VAR, MqttDataSource
+from data_sources.mqtt_connection import EMBEDDED_BROKER_ENV_VAR
+from data_sources.mqtt_source import MqttDataSource
 from data_sources.write_handler import WriteHandler
 from domain.config_model import DataType, MqttSource, Tag
 from domain.payload_paths import MAX_PAYLOAD_BYTES
