@@ -7,6 +7,7 @@ Secrets never live here: a source names an environment variable or a file.
 from __future__ import annotations
 
 import math
+import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -187,8 +188,83 @@ class MqttConnection(_Strict):
         return self
 
 
+MQTT_TOPIC_LEVEL_REF = re.compile(r"\{(\d+)\}")
+
+
+def _check_subscription_topic(topic: str) -> str:
+    levels = topic.split("/")
+    if not topic or any(("+" in level and level != "+") or ("#" in level and level != "#") for level in levels) \
+            or "#" in levels[:-1]:
+        raise ValueError(f"'{topic}' is not an MQTT topic filter (+ and # fill a whole level, # only the last)")
+    return topic
+
+
+class MqttAvailability(_Strict):
+    """A device's online/offline topic (typically its Last Will): offline turns its tags Bad at once.
+
+    On a topic template its + levels name the device: plant/+/status goes with plant/+/temperature,
+    matched by the values of the + levels in order.
+    """
+
+    topic: str
+    payload_online: str = "online"
+    payload_offline: str = "offline"
+
+    @field_validator("topic")
+    @classmethod
+    def _filter(cls, topic: str) -> str:
+        if "#" in topic:
+            raise ValueError("an availability topic may use + levels, not #")
+        return _check_subscription_topic(topic)
+
+
+class MqttTopicTemplate(_Strict):
+    """Tags made at run time from a wildcard topic: {N} in tag, area and description is topic level N (0-based)."""
+
+    topic: str
+    tag: str
+    data_type: DataType = DataType.FLOAT
+    unit: str = ""
+    description: str = ""
+    area: str = "Plant"
+    value_path: str | None = None
+    timestamp_path: str | None = None
+    quality_path: str | None = None
+    qos: Literal[0, 1, 2] | None = None
+    max_age_s: Annotated[float, Field(gt=0)] | None = None
+    range: EngineeringRange | None = None
+    # At most this many tags from this template: a flood of topics cannot exhaust memory.
+    max_tags: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+    availability: MqttAvailability | None = None
+
+    @model_validator(mode="after")
+    def _coherent(self) -> MqttTopicTemplate:
+        levels = _check_subscription_topic(self.topic).split("/")
+        if "+" not in levels and "#" not in levels:
+            raise ValueError(f"topic '{self.topic}' has no + or # level: list such a tag under tags instead")
+        for text in (self.tag, self.area, self.description):
+            for ref in MQTT_TOPIC_LEVEL_REF.findall(text):
+                if int(ref) >= len(levels) and levels[-1] != "#":
+                    raise ValueError(f"'{{{ref}}}' names topic level {ref}, but '{self.topic}' has levels 0..{len(levels) - 1}")
+        if self.availability is not None and self.availability.topic.split("/").count("+") != levels.count("+"):
+            raise ValueError("the availability topic needs as many + levels as the template topic (they name the device)")
+        return self
+
+
 class MqttSource(MqttConnection):
     kind: Literal["mqtt"]
+    # Wildcard topics whose messages create tags by a naming template (published to the tag catalog).
+    topic_templates: list[MqttTopicTemplate] = []
+    # Online/offline topic of the device behind this source's configured tags (no + levels here).
+    availability: MqttAvailability | None = None
+    # Larger payloads are refused (counted, their tags Bad) before any parsing.
+    max_payload_bytes: Annotated[int, Field(ge=16, le=64 * 1024 * 1024)] = 256 * 1024
+
+    @model_validator(mode="after")
+    def _plain_availability(self) -> MqttSource:
+        if self.availability is not None and "+" in self.availability.topic.split("/"):
+            raise ValueError("a source's availability topic has no + levels (templates may have them)")
+        return self
 
 
 Source = Annotated[OpcUaSource | MqttSource, Field(discriminator="kind")]
@@ -274,6 +350,11 @@ class Tag(_Strict):
     # MQTT address: topic of the state message, and where the value sits in a JSON payload.
     topic: str | None = None
     value_path: str | None = None
+    # MQTT JSON payloads: where the source time (ISO 8601, epoch s or ms) and a quality field sit.
+    timestamp_path: str | None = None
+    quality_path: str | None = None
+    # MQTT subscription QoS; None takes the source's qos.
+    qos: Literal[0, 1, 2] | None = None
     command_topic: str | None = None
     # The command payload; "{value}" is replaced by the JSON encoding of the new value.
     command_template: str = "{value}"
@@ -307,6 +388,9 @@ class Tag(_Strict):
             raise ValueError("operator limits must lie inside the engineering range")
         if (self.alarms or self.limits or self.max_step) and not self.data_type.is_numeric:
             raise ValueError("alarms, limits and max_step need a numeric data_type")
+        mqtt_only = ("value_path", "timestamp_path", "quality_path", "qos", "command_topic")
+        if self.node_id is not None and any(getattr(self, f) is not None for f in mqtt_only):
+            raise ValueError("value_path, timestamp_path, quality_path, qos and command_topic are MQTT settings")
         opcua_only = ("sampling_interval_ms", "publishing_interval_ms", "queue_size", "deadband")
         if self.topic is not None and any(getattr(self, f) is not None for f in opcua_only):
             raise ValueError("sampling_interval_ms, publishing_interval_ms, queue_size and deadband are OPC UA settings")
@@ -340,6 +424,20 @@ class PlantConfig(_Strict):
     history_samples_per_tag: Annotated[int, Field(ge=10, le=1_000_000)] = 3600
     sources: dict[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")], Source]
     tags: list[Tag]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _source_max_age_is_the_tag_default(cls, data: object) -> object:
+        """A tag without max_age_s takes its source's, so freshness can be judged from the tag alone."""
+        if not isinstance(data, dict) or not isinstance(data.get("sources"), dict) or not isinstance(data.get("tags"), list):
+            return data
+        tags = []
+        for tag in data["tags"]:
+            source = data["sources"].get(tag.get("source")) if isinstance(tag, dict) else None
+            if isinstance(source, dict) and source.get("max_age_s") is not None and tag.get("max_age_s") is None:
+                tag = {**tag, "max_age_s": source["max_age_s"]}
+            tags.append(tag)
+        return {**data, "tags": tags}
 
     @model_validator(mode="after")
     def _references_resolve(self) -> PlantConfig:
