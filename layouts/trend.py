@@ -24,9 +24,9 @@ MAX_PENS = 8
 
 
 def layout(tags: str | None = None, window: str | None = None, **_query):
-    config = current_runtime().config
-    index = {t.name: t for t in config.tags}
-    trendable = [t for t in config.tags if t.data_type is not DataType.STRING]
+    known = current_runtime().tags.tags()
+    index = {t.name: t for t in known}
+    trendable = [t for t in known if t.data_type is not DataType.STRING]
     window_min = int(window) if window in {str(w) for w in WINDOWS_MIN} else 15
     return html.Div(
         [
@@ -83,7 +83,7 @@ async def draw_trend(pens, window_min, utc_offset_min):
     if utc_offset_min is None:
         raise PreventUpdate  # the browser's time zone arrives first (see above)
     runtime = await current_runtime().ensure_started()
-    index = {t.name: t for t in runtime.config.tags}
+    index = {t.name: t for t in runtime.tags.tags()}
     names = parse_pens(pens, index)[:MAX_PENS]
     window_min = window_min if window_min in WINDOWS_MIN else 15
     now_ms = int(time.time() * 1000)

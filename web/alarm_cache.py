@@ -1,7 +1,8 @@
 """A per-worker mirror of the alarm engine's records, polled cheaply by version number.
 
 Reads one small key (the alarm version) every poll_s and the whole alarm hash
-only when it changed. `view` holds the sorted rows and banner summary, rebuilt
+only when it changed; the view is also rebuilt when the tag directory changes
+(a device alarm's tag may become a discovered tag with a faceplate). `view` holds the sorted rows and banner summary, rebuilt
 once per change for every session of this worker; `version` counts those changes.
 """
 from __future__ import annotations
@@ -15,19 +16,20 @@ from redis.exceptions import RedisError
 
 from alarm_engine.alarm_store import read_alarm_version, read_all_alarms
 from domain.alarm_logic import AlarmRecord
-from domain.config_model import PlantConfig
 from web.alarm_view import build_alarm_view
+from web.tag_directory import TagDirectory
 
 log = logging.getLogger(__name__)
 
 
 class AlarmCache:
-    def __init__(self, redis: aioredis.Redis, config: PlantConfig, poll_s: float = 0.5):
+    def __init__(self, redis: aioredis.Redis, tags: TagDirectory, poll_s: float = 0.5):
         self._redis = redis
-        self._config = config
+        self._tags = tags
+        self._tags_version = tags.version
         self._poll_s = poll_s
         self.records: list[AlarmRecord] = []
-        self.view: dict[str, Any] = build_alarm_view([], config)
+        self.view: dict[str, Any] = build_alarm_view([], tags)
         self.version = 0
         self.loaded = False
         self.connected = False
@@ -40,6 +42,8 @@ class AlarmCache:
                 if engine_version != engine_version_seen:
                     self.apply(await read_all_alarms(self._redis))
                     engine_version_seen = engine_version
+                elif self._tags.version != self._tags_version:
+                    self.apply(self.records)
                 if not self.connected:
                     log.info("alarm cache reading Redis (alarm version %d)", engine_version)
                 self.connected = True
@@ -51,7 +55,8 @@ class AlarmCache:
             await asyncio.sleep(self._poll_s)
 
     def apply(self, records: list[AlarmRecord]) -> None:
-        view = build_alarm_view(records, self._config)
+        self._tags_version = self._tags.version
+        view = build_alarm_view(records, self._tags)
         self.records = records
         self.loaded = True
         if view != self.view:

@@ -1,10 +1,11 @@
 """Alarm records as the operator sees them: sorted rows and the banner summary."""
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 from domain.alarm_logic import AlarmRecord, AlarmState
-from domain.config_model import PlantConfig
+from domain.config_model import Tag
 from web.tag_display import format_with_unit
 
 STATE_TEXT = {
@@ -14,6 +15,12 @@ STATE_TEXT = {
     AlarmState.RETURNED_UNACK: "RTN UNACK",
 }
 PRIORITIES = (1, 2, 3, 4)
+
+
+class TagLookup(Protocol):
+    """The plant file (PlantConfig) or the web's TagDirectory, which adds discovered tags."""
+
+    def tag(self, name: str) -> Tag | None: ...
 
 
 def alarm_time_ms(record: AlarmRecord) -> int:
@@ -32,8 +39,8 @@ def alarm_origin(record: AlarmRecord) -> str:
     return "Stacklight" if record.device_source is None else f"device {record.device_source}"
 
 
-def alarm_row(record: AlarmRecord, config: PlantConfig) -> dict[str, Any]:
-    tag = config.tag(record.tag)
+def alarm_row(record: AlarmRecord, tags: TagLookup) -> dict[str, Any]:
+    tag = tags.tag(record.tag)
     value = format_with_unit(tag, record.last_value) if tag is not None else (
         "" if record.last_value is None else f"{record.last_value:g}")
     return {
@@ -75,9 +82,9 @@ def alarm_summary(records: Iterable[AlarmRecord]) -> dict[str, Any]:
     }
 
 
-def build_alarm_view(records: Iterable[AlarmRecord], config: PlantConfig) -> dict[str, Any]:
+def build_alarm_view(records: Iterable[AlarmRecord], tags: TagLookup) -> dict[str, Any]:
     records = list(records)
     return {
-        "rows": [alarm_row(r, config) for r in sort_shown_alarms(records)],
+        "rows": [alarm_row(r, tags) for r in sort_shown_alarms(records)],
         "summary": alarm_summary(records),
     }

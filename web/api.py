@@ -1,5 +1,8 @@
 """JSON API on the web server: the current value of every tag, source diagnostics, and who is logged in.
 
+Tags are the tag directory's: configured ones and those a data source discovered
+at run time ("discovered": true).
+
 Needs a session cookie like every other route (token auth comes later).
 """
 from __future__ import annotations
@@ -27,7 +30,8 @@ def iso_utc(ms: int | None) -> str | None:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def tag_record(tag: Tag, encoded: dict[str, Any] | None, freshness: Freshness) -> dict[str, Any]:
+def tag_record(tag: Tag, encoded: dict[str, Any] | None, freshness: Freshness,
+               discovered: bool = False) -> dict[str, Any]:
     quality = None
     if encoded:
         q = quality_from_code(int(encoded["q"]), encoded.get("qn"))
@@ -37,6 +41,8 @@ def tag_record(tag: Tag, encoded: dict[str, Any] | None, freshness: Freshness) -
         "description": tag.description,
         "unit": tag.unit,
         "area": tag.area,
+        "source": tag.source,
+        "discovered": discovered,
         "data_type": tag.data_type.value,
         "value": encoded.get("v") if encoded else None,
         "quality": quality,
@@ -53,20 +59,21 @@ def _record_now(runtime: WebRuntime, tag: Tag, now_ms: int) -> dict[str, Any]:
     encoded = cache.values.get(tag.name)
     status = cache.source_statuses.get(tag.source)
     heartbeat_ms = status.heartbeat_ms if status is not None else None
-    return tag_record(tag, encoded, judge_encoded(tag, encoded, heartbeat_ms, now_ms, cache.connected))
+    return tag_record(tag, encoded, judge_encoded(tag, encoded, heartbeat_ms, now_ms, cache.connected),
+                      runtime.tags.is_discovered(tag.name))
 
 
 @router.get("/tags")
 async def list_tags() -> list[dict[str, Any]]:
     runtime = await current_runtime().ensure_started()
     now_ms = int(time.time() * 1000)
-    return [_record_now(runtime, tag, now_ms) for tag in runtime.config.tags]
+    return [_record_now(runtime, tag, now_ms) for tag in runtime.tags.tags()]
 
 
 @router.get("/tags/{name}")
 async def get_tag(name: str) -> dict[str, Any]:
     runtime = await current_runtime().ensure_started()
-    tag = runtime.config.tag(name)
+    tag = runtime.tags.tag(name)
     if tag is None:
         raise HTTPException(status_code=404, detail=f"no tag named '{name}'")
     return _record_now(runtime, tag, int(time.time() * 1000))

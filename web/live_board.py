@@ -1,7 +1,10 @@
-"""The display-ready state of every configured tag, shared by all sessions of one worker.
+"""The display-ready state of every known tag, shared by all sessions of one worker.
 
 refresh() pulls what changed from the LiveCache, and once a second re-judges
-every tag's freshness (a value goes stale without any message arriving). Each
+every tag's freshness (a value goes stale without any message arriving). The
+tags are the TagDirectory's (configured and discovered); when its version moves,
+the board takes the new set and re-judges every tag, so a newly discovered tag's
+value (already in the LiveCache) is pushed at once. Each
 entry carries "n", the board version at which it last changed, so a push loop
 asks entries_since(n) and sends only what is new to its browser.
 """
@@ -9,16 +12,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain.config_model import PlantConfig
 from tag_store.live_cache import LiveCache
+from web.tag_directory import TagDirectory
 from web.tag_display import judge_encoded, live_entry
 
 REJUDGE_INTERVAL_MS = 1000
 
 
 class LiveBoard:
-    def __init__(self, config: PlantConfig, cache: LiveCache):
-        self._tags = {t.name: t for t in config.tags}
+    def __init__(self, directory: TagDirectory, cache: LiveCache):
+        self._directory = directory
+        self._directory_version = directory.version
+        self._tags = {t.name: t for t in directory.tags()}
         self._cache = cache
         self._cache_version = 0
         self._judged_at_ms = 0
@@ -32,9 +37,12 @@ class LiveBoard:
 
     def refresh(self, now_ms: int) -> None:
         """Bring entries up to date; cheap when nothing changed."""
+        tags_changed = self._directory.version != self._directory_version
+        if tags_changed:
+            self._take_tags()
         cache_version, changed = self._cache.changes_since(self._cache_version)
         connected = self._cache.connected
-        rejudge_all = (connected != self._judged_connected
+        rejudge_all = (tags_changed or connected != self._judged_connected
                        or now_ms - self._judged_at_ms >= REJUDGE_INTERVAL_MS
                        or self._cache_version == 0)
         names = self._tags.keys() if rejudge_all else [n for n in changed if n in self._tags]
@@ -53,6 +61,17 @@ class LiveBoard:
         if rejudge_all:
             self._judged_at_ms = now_ms
             self._judged_connected = connected
+
+    def _take_tags(self) -> None:
+        self._directory_version = self._directory.version
+        self._tags = {t.name: t for t in self._directory.tags()}
+        for name in [n for n in self.entries if n not in self._tags]:
+            del self.entries[name]
+
+    @property
+    def tags_version(self) -> int:
+        """The tag directory version these entries were judged with."""
+        return self._directory_version
 
     def _build(self, name: str, now_ms: int, connected: bool) -> dict[str, Any]:
         tag = self._tags[name]

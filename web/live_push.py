@@ -6,6 +6,8 @@ store, later ones are Dash Patches that merge into it, so even if the browser
 coalesces two messages nothing is lost. It skips a tick while its socket still
 has unsent messages (the per-socket queue is unbounded) and sends a keep-alive
 at least once a second so the page can tell a live link from a dead one.
+"tags" carries the tag directory version (first message and whenever it moved),
+so a page that lists tags (the overview) knows when discovered tags came or changed.
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ class PushCursor:
     seq: int = 0
     board_version: int = 0
     alarm_version: int = -1
+    tags_version: int = -1
     last_push_ms: int = 0
     connected: bool | None = None
 
@@ -44,7 +47,8 @@ class PushCursor:
         values = board.entries_since(0 if full else self.board_version)
         connected = board.connected and alarms.connected
         alarms_changed = alarms.version != self.alarm_version
-        due = full or values or alarms_changed or connected != self.connected
+        tags_changed = board.tags_version != self.tags_version
+        due = full or values or alarms_changed or tags_changed or connected != self.connected
         if not due and now_ms - self.last_push_ms < KEEPALIVE_MS:
             return None
         self.seq += 1
@@ -54,8 +58,11 @@ class PushCursor:
         }
         if full or alarms_changed:
             message["alarms"] = {"version": alarms.version, **alarms.view}
+        if full or tags_changed:
+            message["tags"] = board.tags_version
         self.board_version = board.version
         self.alarm_version = alarms.version
+        self.tags_version = board.tags_version
         self.last_push_ms = now_ms
         self.connected = connected
         return message
@@ -72,6 +79,8 @@ def as_store_update(message: dict[str, Any]) -> dict[str, Any] | Patch:
         patch["values"].update(message["values"])
     if "alarms" in message:
         patch["alarms"] = message["alarms"]
+    if "tags" in message:
+        patch["tags"] = message["tags"]
     return patch
 
 

@@ -1,4 +1,4 @@
-"""What one web worker process holds: config, one Redis client, the live caches.
+"""What one web worker process holds: config, the tag directory, one Redis client, the live caches.
 
 Created by create_app() without any I/O; started on first use inside the
 running event loop (the first request, websocket or push loop), so uvicorn's
@@ -12,11 +12,13 @@ import logging
 from typing import Awaitable, Callable
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from domain.config_model import PlantConfig
 from tag_store.live_cache import LiveCache
 from web.alarm_cache import AlarmCache
 from web.live_board import LiveBoard
+from web.tag_directory import TagDirectory
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,8 @@ class WebRuntime:
     def __init__(self, config: PlantConfig, redis_url: str):
         self.config = config
         self.redis_url = redis_url
+        # Configured tags at once; discovered ones once started (follow_catalog).
+        self.tags = TagDirectory(config)
         self._redis: aioredis.Redis | None = None
         self._live_cache: LiveCache | None = None
         self._alarm_cache: AlarmCache | None = None
@@ -77,9 +81,14 @@ class WebRuntime:
             health_check_interval=10,
         )
         self._live_cache = LiveCache(self._redis, list(self.config.sources))
-        self._alarm_cache = AlarmCache(self._redis, self.config)
-        self._board = LiveBoard(self.config, self._live_cache)
+        self._alarm_cache = AlarmCache(self._redis, self.tags)
+        self._board = LiveBoard(self.tags, self._live_cache)
+        try:
+            await self.tags.reload_if_changed(self._redis)
+        except (RedisError, OSError) as exc:
+            log.warning("web runtime: discovered tags not loaded yet (%s); retrying in the background", exc)
         self._tasks = [
+            asyncio.create_task(_supervised("tag directory", lambda: self.tags.follow(self.redis))),
             asyncio.create_task(_supervised("live cache", self._live_cache.run)),
             asyncio.create_task(_supervised("alarm cache", self._alarm_cache.run)),
         ]

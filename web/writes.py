@@ -3,7 +3,8 @@
 prepare_write() is the check before the confirmation dialog; execute_write()
 checks everything again (a browser can send anything), sends the request to
 the data source through Redis, and waits for its verified answer. Every attempt
-and its result goes to the audit trail.
+and its result goes to the audit trail. Tags come from the tag directory: a
+discovered tag is writable only if its definition says so (the source checks again).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from enum import StrEnum
 
 from redis.exceptions import RedisError
 
-from domain.config_model import PlantConfig, Tag
+from domain.config_model import Tag
 from domain.tag_value import ScalarValue
 from domain.write_rules import WriteRefused, check_write, parse_entry
 from tag_store.write_requests import WriteRequest, WriteStatus, submit_write, wait_for_outcome
@@ -21,6 +22,7 @@ from web.audit import AuditEvent, append_audit
 from web.auth import RequestIdentity
 from web.roles import Action, PermissionDenied, require
 from web.runtime import WebRuntime
+from web.tag_directory import TagDirectory
 from web.tag_display import format_with_unit
 
 # How much longer than the source's own write timeout we wait for its answer.
@@ -59,19 +61,19 @@ def current_value(runtime: WebRuntime, tag_name: str) -> ScalarValue:
     return encoded.get("v") if encoded else None
 
 
-def prepare_write(config: PlantConfig, identity: RequestIdentity | None, tag_name: str, entry: object,
+def prepare_write(tags: TagDirectory, identity: RequestIdentity | None, tag_name: str, entry: object,
                   current: ScalarValue) -> PreparedWrite:
     """Raise PermissionDenied or WriteRefused unless the write may go to confirmation."""
     require(identity.session.role if identity else None, Action.WRITE_SETPOINT)
-    tag = _writable_tag(config, tag_name)
+    tag = _known_tag(tags, tag_name)
     value = parse_entry(tag, entry)
     check_write(tag, value, current)
     old_text = format_with_unit(tag, current) or "(no value)"
     return PreparedWrite(tag.name, value, current, f"{tag.name}: {old_text} -> {format_with_unit(tag, value)}")
 
 
-def _writable_tag(config: PlantConfig, tag_name: object) -> Tag:
-    tag = config.tag(tag_name) if isinstance(tag_name, str) else None
+def _known_tag(tags: TagDirectory, tag_name: object) -> Tag:
+    tag = tags.tag(tag_name) if isinstance(tag_name, str) else None
     if tag is None:
         raise WriteRefused(f"there is no tag '{tag_name}'")
     return tag
@@ -101,11 +103,11 @@ async def execute_write(runtime: WebRuntime, identity: RequestIdentity | None, t
     """Re-check, send, wait for the verified answer; audited at each step."""
     current = current_value(runtime, tag_name) if isinstance(tag_name, str) else None
     try:
-        prepared = prepare_write(runtime.config, identity, tag_name, entry, current)
+        prepared = prepare_write(runtime.tags, identity, tag_name, entry, current)
     except (PermissionDenied, WriteRefused) as refusal:
         return await refuse_and_audit(runtime, identity, tag_name, entry, str(refusal))
     assert identity is not None
-    tag = runtime.config.tag(prepared.tag)
+    tag = runtime.tags.tag(prepared.tag)
     timeout_s = runtime.config.sources[tag.source].write_timeout_s
     request = WriteRequest.new(tag.name, prepared.value, identity.session.user, int(time.time() * 1000), timeout_s)
     try:
@@ -148,7 +150,7 @@ async def confirmation_step(runtime: WebRuntime, identity: RequestIdentity | Non
                             entry: object) -> ConfirmationStep:
     current = current_value(runtime, tag_name) if isinstance(tag_name, str) else None
     try:
-        prepared = prepare_write(runtime.config, identity, tag_name, entry, current)
+        prepared = prepare_write(runtime.tags, identity, tag_name, entry, current)
     except (PermissionDenied, WriteRefused) as refusal:
         return ConfirmationStep(None, "", await refuse_and_audit(runtime, identity, tag_name, entry, str(refusal)))
     return ConfirmationStep({"tag": prepared.tag, "value": prepared.value}, prepared.summary, None)

@@ -8,9 +8,11 @@ import time
 import pytest
 import requests
 
+from domain.config_model import Tag
 from domain.quality import BAD_NO_COMMUNICATION
 from tag_store import keys
 from tag_store.source_status import ConnectionState, SourceStatus, publish_status
+from tag_store.tag_catalog import publish_discovered_tags
 from tag_store.write_requests import WriteOutcome, WriteStatus, answer_write
 from tests.browser.web_app_process import TagFeeder, WebAppProcess, login_session
 from tests.unit.web_plant import WEB_TEST_PLANT
@@ -208,3 +210,51 @@ def test_an_operators_setpoint_write_goes_to_the_data_source_and_its_answer_come
     out_of_limits = forged_confirm_write(operator, web_app.url, "T1.setpoint", 500.0)
     assert "REFUSED: 500 is outside the operator limits" in out_of_limits.text
     assert feeder.call(feeder.redis.xlen(keys.write_requests("opc"))) == 1
+
+
+def test_a_tag_a_source_discovers_appears_in_the_api_with_its_latest_value(web_app, feeder):
+    session = login_session(web_app.url, "viewer", "viewer")
+    assert session.get(web_app.url + "/api/tags/F9.temp", timeout=10).status_code == 404
+    feeder.call(publish_discovered_tags(feeder.redis, [
+        Tag(name="F9.temp", source="mq", topic="plant/F9/temp", unit="degC", description="Found by a template"),
+        Tag(name="M1.flow", source="mq", topic="elsewhere", unit="l/s"),  # the plant file's M1.flow wins
+    ]))
+    feeder.put("F9.temp", 21.5)
+
+    def discovered_arrived():
+        tags = {t["name"]: t for t in session.get(web_app.url + "/api/tags", timeout=10).json()}
+        assert tags.get("F9.temp", {}).get("value") == 21.5
+        return tags
+
+    tags = eventually(discovered_arrived)
+    assert list(tags)[-1] == "F9.temp"  # after the configured tags
+    found = tags["F9.temp"]
+    assert (found["discovered"], found["source"], found["unit"], found["freshness"]) == (True, "mq", "degC", "live")
+    assert found["writable"] is False and found["quality"]["name"] == "Good"
+    assert (tags["M1.flow"]["discovered"], tags["M1.flow"]["unit"]) == (False, "m3/h")
+    assert tags["T1.level"]["discovered"] is False
+    one = session.get(web_app.url + "/api/tags/F9.temp", timeout=10).json()
+    assert (one["value"], one["discovered"]) == (21.5, True)
+    feeder.put("F9.temp", 22.0)
+    value_becomes(session, web_app.url, "F9.temp", 22.0)
+
+
+def test_a_discovered_tag_is_written_only_if_its_definition_says_so(web_app, feeder):
+    feeder.call(publish_discovered_tags(feeder.redis, [
+        Tag(name="F9.temp", source="mq", topic="plant/F9/temp"),
+        Tag(name="F9.sp", source="mq", topic="plant/F9/sp", command_topic="plant/F9/sp/set", writable=True),
+    ]))
+    feeder.put("F9.temp", 20.0)
+    feeder.put("F9.sp", 20.0)
+    operator = login_session(web_app.url, "operator", "operator")
+
+    def known_with_value():  # 404 until the web's tag directory has polled the new catalog version
+        assert operator.get(f"{web_app.url}/api/tags/F9.sp", timeout=10).json().get("value") == 20.0
+    eventually(known_with_value)
+    refused = forged_confirm_write(operator, web_app.url, "F9.temp", 25.0)
+    assert "REFUSED: F9.temp is not writable" in refused.text
+    assert feeder.call(feeder.redis.xlen(keys.write_requests("mq"))) == 0
+    sent = forged_confirm_write(operator, web_app.url, "F9.sp", 25.0)  # nobody answers in this test
+    assert "NO ANSWER" in sent.text
+    request = json.loads(feeder.call(feeder.redis.xrange(keys.write_requests("mq")))[0][1][b"r"])
+    assert (request["tag"], request["value"], request["user"]) == ("F9.sp", 25.0, "operator")

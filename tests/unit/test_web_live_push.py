@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from dash import Patch
 
+from domain.config_model import Tag
 from tag_store.source_status import ConnectionState, SourceStatus
 from tests.unit.web_plant import small_plant
 from web.live_board import LiveBoard
 from web.live_push import KEEPALIVE_MS, PushCursor, as_store_update
+from web.tag_directory import TagDirectory
 
 PLANT = small_plant()
 
@@ -46,7 +48,7 @@ def test_board_rejudges_freshness_once_a_second_without_new_messages():
     cache = FakeCache()
     cache.heartbeat(1_000)
     cache.put("M1.flow", 100.0, rt=1_000)
-    board = LiveBoard(PLANT, cache)
+    board = LiveBoard(TagDirectory(PLANT), cache)
     board.refresh(1_000)
     assert board.entries["M1.flow"]["f"] == "live"
     assert board.entries["T1.level"]["f"] == "no_data"
@@ -63,7 +65,7 @@ def test_board_marks_everything_stale_when_redis_is_lost():
     cache = FakeCache()
     cache.heartbeat(1_000)
     cache.put("T1.level", 2.0, rt=1_000)
-    board = LiveBoard(PLANT, cache)
+    board = LiveBoard(TagDirectory(PLANT), cache)
     board.refresh(1_000)
     cache.connected = False
     board.refresh(1_100)
@@ -75,7 +77,7 @@ def test_cursor_sends_everything_first_then_only_changes_then_keepalives():
     cache, alarms = FakeCache(), FakeAlarms()
     cache.heartbeat(1_000)
     cache.put("T1.level", 2.0, rt=1_000)
-    board = LiveBoard(PLANT, cache)
+    board = LiveBoard(TagDirectory(PLANT), cache)
     board.refresh(1_000)
     cursor = PushCursor()
 
@@ -108,3 +110,24 @@ def test_a_delta_merges_into_the_store_and_a_full_message_replaces_it():
     operations = delta.to_plotly_json()["operations"]
     assert {"operation": "Merge", "location": ["values"], "params": {"value": {"a": {"n": 2}}}} in operations
     assert {"operation": "Assign", "location": ["alarms"], "params": {"value": {"version": 3}}} in operations
+
+
+def test_a_newly_discovered_tag_is_judged_and_pushed_with_the_directory_version():
+    cache, alarms = FakeCache(), FakeAlarms()
+    cache.heartbeat(1_000)
+    cache.put("F9.temp", 21.5, rt=1_000)  # values of unknown tags already sit in the cache
+    directory = TagDirectory(PLANT)
+    board = LiveBoard(directory, cache)
+    board.refresh(1_000)
+    cursor = PushCursor()
+    first = cursor.next_message(board, alarms, 1_000)
+    assert "F9.temp" not in first["values"] and first["tags"] == 0
+
+    directory.apply(4, {"F9.temp": Tag(name="F9.temp", source="mq", topic="plant/F9/temp", unit="degC")})
+    board.refresh(1_100)  # well within the once-a-second re-judging: the directory change alone does it
+    second = cursor.next_message(board, alarms, 1_100)
+    assert set(second["values"]) == {"F9.temp"} and second["values"]["F9.temp"]["d"] == "21.5"
+    assert second["tags"] == 4
+    assert as_store_update(second).to_plotly_json()["operations"][-1] == {
+        "operation": "Assign", "location": ["tags"], "params": {"value": 4}}
+    assert "tags" not in cursor.next_message(board, alarms, 1_100 + KEEPALIVE_MS)
