@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test test-unit test-integration test-browser bench setup clean
+.PHONY: run test test-unit test-integration test-browser bench setup clean proto
 
 $(VENV)/.runtime-installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ test-browser: $(VENV)/.dev-installed
 
 bench: $(VENV)/.dev-installed
 	$(PY) -m bench.ingest_opcua
+
+# The Sparkplug B schema, compiled in-project; the generated module is committed (the runtime needs only protobuf).
+proto: $(VENV)/.dev-installed
+	$(PY) -m grpc_tools.protoc -Idata_sources/sparkplug --python_out=data_sources/sparkplug \
+		data_sources/sparkplug/sparkplug_b.proto
 
 clean:
 	rm -rf $(VENV) data .pytest_cache $(INTEROP_SERVER)/node_modules

@@ -13,14 +13,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from domain.config_model import MqttSource, OpcUaSource, Tag
+from domain.config_model import MqttSource, OpcUaSource, SparkplugSource, Tag
 from domain.quality import BAD_WAITING_FOR_INITIAL_DATA, Quality
 from domain.tag_value import ScalarValue, TagValue
 from tag_store.source_status import ConnectionState, SourceStatus
 from tag_store.write_requests import WriteStatus
 from tag_store.writer import TagStoreWriter
 
-SourceConfig = OpcUaSource | MqttSource
+SourceConfig = OpcUaSource | MqttSource | SparkplugSource
 
 
 def now_ms() -> int:
@@ -44,6 +44,13 @@ class SourceCounters:
     items_queue_revised: int = 0     # OPC UA: items whose queue the server made smaller than configured (now)
     device_alarm_events: int = 0     # OPC UA Alarms & Conditions: events received
     device_alarm_events_dropped: int = 0  # ... lost in a full outbox while Redis was away (counted, never silently)
+    sparkplug_births: int = 0             # Sparkplug B: NBIRTH / DBIRTH received
+    sparkplug_deaths: int = 0             # ... NDEATH / DDEATH that turned metrics Bad
+    sparkplug_seq_gaps: int = 0           # ... messages whose seq was not the next of their edge node
+    sparkplug_unknown_aliases: int = 0    # ... metrics by an alias (or name) not in the birth, or data before a birth
+    sparkplug_rebirths_requested: int = 0  # ... NCMD Node Control/Rebirth sent (rate-limited per node)
+    sparkplug_decode_errors: int = 0      # ... payloads that are not Sparkplug B protobuf (also in bad_payloads)
+    sparkplug_tags_discovered: int = 0    # ... metrics that became tags from births
     connects: int = 0
     reconnects: int = 0
     connect_failures: int = 0

@@ -267,7 +267,31 @@ class MqttSource(MqttConnection):
         return self
 
 
-Source = Annotated[OpcUaSource | MqttSource, Field(discriminator="kind")]
+class SparkplugSource(MqttConnection):
+    """Sparkplug B edge nodes on a broker, with Stacklight as a (Primary) Host Application."""
+
+    kind: Literal["sparkplug"]
+    # Groups followed; empty: every group on the broker.
+    group_ids: list[Annotated[str, Field(pattern=r"^[^/+#]+$")]] = []
+    # Stacklight's Host Application id: with it, STATE (online, will offline) is published on spBv1.0/STATE/<host_id>.
+    host_id: Annotated[str, Field(pattern=r"^[^/+#]+$")] | None = None
+    publish_state: bool = True
+    # Discovered metrics become tags by this template: {group}, {node}, {device} (empty for node metrics), {metric}.
+    tag_template: str = "{group}.{node}.{device}.{metric}"
+    discover: bool = True
+    # A node is asked for a rebirth (NCMD Node Control/Rebirth) at most once in this time.
+    rebirth_min_interval_s: Annotated[float, Field(ge=0, le=3600)] = 5.0
+
+    @field_validator("tag_template")
+    @classmethod
+    def _template_makes_tag_names(cls, template: str) -> str:
+        from domain.sparkplug_model import check_tag_template  # noqa: PLC0415 - that module imports this one
+
+        check_tag_template(template)
+        return template
+
+
+Source = Annotated[OpcUaSource | MqttSource | SparkplugSource, Field(discriminator="kind")]
 
 
 class LimitAlarm(_Strict):
@@ -356,6 +380,9 @@ class Tag(_Strict):
     # MQTT subscription QoS; None takes the source's qos.
     qos: Literal[0, 1, 2] | None = None
     command_topic: str | None = None
+    # Sparkplug B address: "group/edge node/device/metric name"; device empty for a node metric
+    # ("group/edge node//metric name"); the metric name may contain "/".
+    metric: str | None = None
     # The command payload; "{value}" is replaced by the JSON encoding of the new value.
     command_template: str = "{value}"
     # OPC UA monitored item settings; None takes the source's default.
@@ -376,10 +403,15 @@ class Tag(_Strict):
 
     @model_validator(mode="after")
     def _coherent(self) -> Tag:
-        if self.node_id is not None and self.topic is not None:
-            raise ValueError("a tag has either node_id (OPC UA) or topic (MQTT), not both")
-        if self.node_id is None and self.topic is None:
-            raise ValueError("a tag needs node_id (OPC UA) or topic (MQTT)")
+        addresses = [a for a in (self.node_id, self.topic, self.metric) if a is not None]
+        if len(addresses) > 1:
+            raise ValueError("a tag has one of node_id (OPC UA), topic (MQTT) or metric (Sparkplug B), not several")
+        if not addresses:
+            raise ValueError("a tag needs node_id (OPC UA), topic (MQTT) or metric (Sparkplug B)")
+        if self.metric is not None:
+            from domain.sparkplug_model import parse_metric_address  # noqa: PLC0415 - that module imports this one
+
+            parse_metric_address(self.metric)
         if self.writable and self.topic is not None and self.command_topic is None:
             raise ValueError("a writable MQTT tag needs command_topic")
         if self.limits and self.range and (
@@ -394,6 +426,8 @@ class Tag(_Strict):
         opcua_only = ("sampling_interval_ms", "publishing_interval_ms", "queue_size", "deadband")
         if self.topic is not None and any(getattr(self, f) is not None for f in opcua_only):
             raise ValueError("sampling_interval_ms, publishing_interval_ms, queue_size and deadband are OPC UA settings")
+        if self.metric is not None and any(getattr(self, f) is not None for f in (*mqtt_only, *opcua_only)):
+            raise ValueError("a Sparkplug B tag (metric) has no MQTT topic settings or OPC UA settings")
         if self.deadband is not None and not self.data_type.is_numeric:
             raise ValueError("a deadband needs a numeric data_type")
         if "{value}" not in self.command_template:
@@ -453,6 +487,10 @@ class PlantConfig(_Strict):
                 raise ValueError(f"tag '{tag.name}' is on OPC UA source '{tag.source}' but has no node_id")
             if source.kind == "mqtt" and tag.topic is None:
                 raise ValueError(f"tag '{tag.name}' is on MQTT source '{tag.source}' but has no topic")
+            if source.kind == "sparkplug" and tag.metric is None:
+                raise ValueError(f"tag '{tag.name}' is on Sparkplug B source '{tag.source}' but has no metric")
+            if tag.metric is not None and source.kind != "sparkplug":
+                raise ValueError(f"tag '{tag.name}' has a Sparkplug B metric but source '{tag.source}' is {source.kind}")
         return self
 
     def model_post_init(self, _context: object) -> None:

@@ -1,0 +1,624 @@
+"""Sparkplug B as a Host Application sees it: topics, metric values, and each edge node's state.
+
+Pure logic (Eclipse Sparkplug 3.0.0), no I/O: the adapter (data_sources/sparkplug_source.py)
+decodes the protobuf into the frozen dataclasses below, feeds them to SparkplugHost.on_message
+and carries out what comes back (values, Bad marks, rebirth requests).
+
+The rules kept here:
+- Topics are spBv1.0/<group>/<NBIRTH|NDATA|NDEATH|NCMD|DBIRTH|DDATA|DDEATH|DCMD>/<edge node>[/<device>]
+  and spBv1.0/STATE/<host id>.
+- An edge node's NBIRTH carries bdSeq and every metric by name (with its alias); NDEATH (its MQTT will)
+  carries the same bdSeq, and an NDEATH whose bdSeq does not match the current birth is an old
+  session's will and is ignored.
+- seq runs 0..255 and wraps, one counter per edge node over its NBIRTH/NDATA/DBIRTH/DDATA/DDEATH.
+- After a birth, data may name metrics by alias only; aliases are unique per edge node.
+- A seq gap, an unknown alias, or data from a node or device not born: ask for a rebirth.
+- Death: NDEATH turns the node's metrics and all its devices' Bad; DDEATH only that device's.
+"""
+from __future__ import annotations
+
+import math
+import re
+import struct
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+
+from domain.config_model import TAG_NAME_PATTERN, DataType
+from domain.quality import BAD_DECODING_ERROR, BAD_NO_COMMUNICATION, BAD_TYPE_MISMATCH, GOOD, Quality, quality_from_code
+from domain.tag_value import ScalarValue
+
+NAMESPACE = "spBv1.0"
+STATE_GROUP = "STATE"
+SEQ_MODULUS = 256
+BD_SEQ_METRIC = "bdSeq"
+REBIRTH_METRIC = "Node Control/Rebirth"
+UNITS_PROPERTY = "EngineeringUnits"
+QUALITY_PROPERTY = "Quality"
+
+# A metric the device sent as null has no value: Bad, and the operator reads why.
+BAD_NO_DATA = quality_from_code(0x809B0000, "BadNoData")
+# A node's or device's death certificate: the edge node says the link to it is gone.
+BAD_DEATH = BAD_NO_COMMUNICATION
+
+# Memory bounds: a broker full of edge nodes (or a misbehaving one) must not grow us without end.
+MAX_NODES = 10_000
+MAX_DEVICES_PER_NODE = 1_000
+MAX_METRICS_PER_NODE = 100_000
+
+
+class MessageType(StrEnum):
+    NBIRTH = "NBIRTH"
+    NDATA = "NDATA"
+    NDEATH = "NDEATH"
+    NCMD = "NCMD"
+    DBIRTH = "DBIRTH"
+    DDATA = "DDATA"
+    DDEATH = "DDEATH"
+    DCMD = "DCMD"
+    STATE = "STATE"
+
+    @property
+    def is_device(self) -> bool:
+        return self.value.startswith("D")
+
+
+class SparkplugType(IntEnum):
+    """Metric data types of the specification (the DataType enum of sparkplug_b.proto)."""
+
+    UNKNOWN = 0
+    INT8 = 1
+    INT16 = 2
+    INT32 = 3
+    INT64 = 4
+    UINT8 = 5
+    UINT16 = 6
+    UINT32 = 7
+    UINT64 = 8
+    FLOAT = 9
+    DOUBLE = 10
+    BOOLEAN = 11
+    STRING = 12
+    DATETIME = 13
+    TEXT = 14
+    UUID = 15
+    DATASET = 16
+    BYTES = 17
+    FILE = 18
+    TEMPLATE = 19
+
+
+_SIGNED_BITS = {SparkplugType.INT8: 8, SparkplugType.INT16: 16, SparkplugType.INT32: 32, SparkplugType.INT64: 64}
+_UNSIGNED_BITS = {SparkplugType.UINT8: 8, SparkplugType.UINT16: 16, SparkplugType.UINT32: 32,
+                  SparkplugType.UINT64: 64}
+# Which Stacklight type a Sparkplug type becomes; types missing here (DataSet, Bytes, File, Template,
+# arrays, property sets) are not tags. DateTime is epoch milliseconds, an INT.
+STACKLIGHT_TYPES: dict[int, DataType] = {
+    **{t: DataType.INT for t in (*_SIGNED_BITS, *_UNSIGNED_BITS, SparkplugType.DATETIME)},
+    SparkplugType.FLOAT: DataType.FLOAT, SparkplugType.DOUBLE: DataType.FLOAT,
+    SparkplugType.BOOLEAN: DataType.BOOL,
+    SparkplugType.STRING: DataType.STRING, SparkplugType.TEXT: DataType.STRING, SparkplugType.UUID: DataType.STRING,
+}
+# Which field of the protobuf value oneof carries each type (for writes: NCMD / DCMD).
+VALUE_FIELDS: dict[int, str] = {
+    **{t: "int_value" for t in (SparkplugType.INT8, SparkplugType.INT16, SparkplugType.INT32,
+                                SparkplugType.UINT8, SparkplugType.UINT16, SparkplugType.UINT32)},
+    **{t: "long_value" for t in (SparkplugType.INT64, SparkplugType.UINT64, SparkplugType.DATETIME)},
+    SparkplugType.FLOAT: "float_value", SparkplugType.DOUBLE: "double_value",
+    SparkplugType.BOOLEAN: "boolean_value",
+    SparkplugType.STRING: "string_value", SparkplugType.TEXT: "string_value", SparkplugType.UUID: "string_value",
+}
+
+
+class SparkplugDecodeError(ValueError):
+    """A payload or topic that is not Sparkplug B; str() says what is wrong."""
+
+
+# ---------------------------------------------------------------------------------------------- topics
+
+@dataclass(frozen=True, slots=True)
+class NodeKey:
+    group: str
+    node: str
+
+    def __str__(self) -> str:
+        return f"{self.group}/{self.node}"
+
+
+@dataclass(frozen=True, slots=True)
+class MetricKey:
+    """One metric of one edge node ("" device: the node's own metric)."""
+
+    group: str
+    node: str
+    device: str
+    name: str
+
+    @property
+    def node_key(self) -> NodeKey:
+        return NodeKey(self.group, self.node)
+
+    @property
+    def address(self) -> str:
+        """The form a plant file uses (Tag.metric): group/node/device/metric, device empty for node metrics."""
+        return f"{self.group}/{self.node}/{self.device}/{self.name}"
+
+
+def parse_metric_address(address: str) -> MetricKey:
+    """'group/node/device/metric name' (device may be empty: 'group/node//metric'); the name may hold '/'."""
+    parts = address.split("/", 3)
+    if len(parts) != 4 or not parts[0] or not parts[1] or not parts[3]:
+        raise ValueError(
+            f"{address!r} is not 'group/edge node/device/metric name' (device empty for a node metric:"
+            " 'group/edge node//metric name')")
+    return MetricKey(*parts)
+
+
+@dataclass(frozen=True, slots=True)
+class SparkplugTopic:
+    message_type: MessageType
+    group: str              # for STATE: ""
+    node: str               # for STATE: the host id
+    device: str = ""
+
+    @property
+    def node_key(self) -> NodeKey:
+        return NodeKey(self.group, self.node)
+
+
+def parse_topic(topic: str) -> SparkplugTopic:
+    levels = topic.split("/")
+    if len(levels) < 3 or levels[0] != NAMESPACE:
+        raise SparkplugDecodeError(f"{topic!r} is not in the {NAMESPACE} namespace")
+    if levels[1] == STATE_GROUP and len(levels) == 3:
+        return SparkplugTopic(MessageType.STATE, "", levels[2])
+    if len(levels) not in (4, 5):
+        raise SparkplugDecodeError(f"{topic!r} has {len(levels)} levels, not spBv1.0/group/type/node[/device]")
+    try:
+        message_type = MessageType(levels[2])
+    except ValueError:
+        raise SparkplugDecodeError(f"{topic!r}: unknown message type {levels[2]!r}") from None
+    if message_type is MessageType.STATE or message_type.is_device != (len(levels) == 5):
+        raise SparkplugDecodeError(f"{topic!r}: {message_type} does not fit this topic")
+    if not all(levels[1:]):
+        raise SparkplugDecodeError(f"{topic!r} has an empty level")
+    return SparkplugTopic(message_type, levels[1], levels[3], levels[4] if len(levels) == 5 else "")
+
+
+def command_topic(key: MetricKey) -> str:
+    if key.device:
+        return f"{NAMESPACE}/{key.group}/{MessageType.DCMD}/{key.node}/{key.device}"
+    return f"{NAMESPACE}/{key.group}/{MessageType.NCMD}/{key.node}"
+
+
+def state_topic(host_id: str) -> str:
+    return f"{NAMESPACE}/{STATE_GROUP}/{host_id}"
+
+
+def subscriptions(group_ids: list[str], host_id: str | None) -> list[str]:
+    """Every edge node message of the groups (all when none is named), and our own STATE topic."""
+    topics = [f"{NAMESPACE}/{group}/#" for group in group_ids] or [f"{NAMESPACE}/+/#"]
+    if host_id is not None:
+        topics.append(state_topic(host_id))
+    return topics
+
+
+# ---------------------------------------------------------------------------------------------- payloads
+
+PropertyValue = int | float | bool | str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """One metric of a payload as sent: `raw` is the value oneof's content (None when unset)."""
+
+    name: str | None = None
+    alias: int | None = None
+    timestamp_ms: int | None = None
+    datatype: int | None = None
+    is_null: bool = False
+    is_historical: bool = False
+    raw: int | float | bool | str | bytes | None = None
+    properties: tuple[tuple[str, PropertyValue], ...] = ()
+
+    def property(self, key: str) -> PropertyValue:
+        for name, value in self.properties:
+            if name == key:
+                return value
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    timestamp_ms: int | None = None
+    seq: int | None = None
+    metrics: tuple[Metric, ...] = ()
+    uuid: str | None = None
+
+
+def coerce_value(datatype: int | None, raw: object) -> tuple[ScalarValue, Quality]:
+    """The Stacklight value of a metric's raw value, by its Sparkplug type; Bad with a reason if unusable.
+
+    Signed integers arrive as two's complement in the unsigned field (int_value / long_value) and
+    are read back from their own width; Int64 and UInt64 stay Python ints (exact, never via float).
+    Float (32 bit) is shown by its shortest decimal form (0.1, not 0.10000000149011612).
+    """
+    if raw is None:
+        return None, BAD_NO_DATA
+    if datatype in _SIGNED_BITS or datatype in _UNSIGNED_BITS or datatype == SparkplugType.DATETIME:
+        if not isinstance(raw, int) or isinstance(raw, bool):
+            return None, BAD_TYPE_MISMATCH
+        bits = _SIGNED_BITS.get(datatype) or _UNSIGNED_BITS.get(datatype) or 64
+        value = raw & ((1 << bits) - 1)
+        if datatype in _SIGNED_BITS and value >= 1 << (bits - 1):
+            value -= 1 << bits
+        return value, GOOD
+    if datatype in (SparkplugType.FLOAT, SparkplugType.DOUBLE):
+        if not isinstance(raw, (int, float)) or isinstance(raw, bool):
+            return None, BAD_TYPE_MISMATCH
+        value = float(raw)
+        if not math.isfinite(value):
+            return None, BAD_DECODING_ERROR
+        return (shortest_float32(value) if datatype == SparkplugType.FLOAT else value), GOOD
+    if datatype == SparkplugType.BOOLEAN:
+        return (raw, GOOD) if isinstance(raw, bool) else (None, BAD_TYPE_MISMATCH)
+    if datatype in (SparkplugType.STRING, SparkplugType.TEXT, SparkplugType.UUID):
+        return (raw, GOOD) if isinstance(raw, str) else (None, BAD_TYPE_MISMATCH)
+    return None, BAD_TYPE_MISMATCH
+
+
+def shortest_float32(value: float) -> float:
+    """The shortest decimal that is the same 32-bit float (what the edge node meant)."""
+    try:
+        single = struct.unpack("<f", struct.pack("<f", value))[0]
+    except OverflowError:
+        return value
+    for digits in range(6, 10):
+        candidate = float(f"{single:.{digits}g}")
+        if struct.unpack("<f", struct.pack("<f", candidate))[0] == single:
+            return candidate
+    return single
+
+
+def raw_for_write(datatype: int, value: ScalarValue) -> int | float | bool | str:
+    """What goes into the value field of an NCMD / DCMD metric; ValueError if the type cannot take it."""
+    if datatype in _SIGNED_BITS or datatype in _UNSIGNED_BITS or datatype == SparkplugType.DATETIME:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+            raise ValueError(f"{value!r} is not a whole number")
+        whole = int(value)
+        bits = _SIGNED_BITS.get(datatype) or _UNSIGNED_BITS.get(datatype) or 64
+        low, high = ((-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if datatype in _SIGNED_BITS
+                     else (0, (1 << bits) - 1))
+        if not low <= whole <= high:
+            raise ValueError(f"{whole} does not fit {SparkplugType(datatype).name} ({low} .. {high})")
+        return whole & ((1 << max(bits, 32)) - 1)   # two's complement in the 32 / 64 bit unsigned field
+    if datatype in (SparkplugType.FLOAT, SparkplugType.DOUBLE):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{value!r} is not a number")
+        return float(value)
+    if datatype == SparkplugType.BOOLEAN:
+        if not isinstance(value, bool):
+            raise ValueError(f"{value!r} is not on/off")
+        return value
+    if datatype in (SparkplugType.STRING, SparkplugType.TEXT, SparkplugType.UUID):
+        return str(value)
+    raise ValueError(f"metrics of type {datatype} cannot be written")
+
+
+def sparkplug_quality(metric: Metric) -> Quality | None:
+    """The optional 'Quality' property (Ignition convention: 192 good, 0 bad, 500 stale); None if absent."""
+    code = metric.property(QUALITY_PROPERTY)
+    if not isinstance(code, int) or isinstance(code, bool) or code == 192:
+        return None
+    return quality_from_code(0x40000000, "Uncertain") if code == 500 else quality_from_code(0x80000000, "Bad")
+
+
+# ---------------------------------------------------------------------------------------------- tag names
+
+_TEMPLATE_FIELD = re.compile(r"\{(\w*)\}")
+TEMPLATE_FIELDS = ("group", "node", "device", "metric")
+_NOT_ALLOWED = re.compile(r"[^A-Za-z0-9_.\-]")
+_TAG_NAME = re.compile(TAG_NAME_PATTERN)
+
+
+def check_tag_template(template: str) -> None:
+    """ValueError unless the template names {node}, {device} and {metric} and yields valid tag names."""
+    used = _TEMPLATE_FIELD.findall(template)
+    unknown = sorted(set(used) - set(TEMPLATE_FIELDS))
+    if unknown:
+        raise ValueError(f"tag_template: unknown field(s) {unknown}; use {{group}}, {{node}}, {{device}}, {{metric}}")
+    missing = [f for f in ("node", "device", "metric") if f not in used]
+    if missing:
+        raise ValueError(f"tag_template must contain {', '.join('{' + m + '}' for m in missing)}"
+                         " (else two metrics could get one name)")
+    if tag_name_for(template, MetricKey("g", "n", "d", "m")) is None:
+        raise ValueError(f"tag_template {template!r} does not give a valid tag name (letters, digits, _ . -)")
+
+
+def tag_name_for(template: str, key: MetricKey) -> str | None:
+    """The tag name of a discovered metric; None when none can be made (over 128 characters).
+
+    Each field is cleaned on its own: '/' (Sparkplug's folder separator) becomes '.', every other
+    character that a tag name cannot hold (space, ':', non-ASCII ...) becomes '_'. Then repeated
+    dots collapse into one and dots at the ends go (an empty {device} leaves no '..'), and a name
+    that does not start with a letter gets 'T' in front.
+    """
+    def clean(text: str) -> str:
+        return _NOT_ALLOWED.sub("_", text.replace("/", "."))
+
+    values = {"group": clean(key.group), "node": clean(key.node), "device": clean(key.device),
+              "metric": clean(key.name)}
+    name = _TEMPLATE_FIELD.sub(lambda m: values.get(m.group(1), m.group(0)), template)
+    name = re.sub(r"\.{2,}", ".", name).strip(".")
+    if not name[:1].isalpha():
+        name = "T" + name
+    return name if _TAG_NAME.match(name) else None
+
+
+# ---------------------------------------------------------------------------------------------- state
+
+@dataclass(frozen=True, slots=True)
+class MetricUpdate:
+    key: MetricKey
+    value: ScalarValue
+    quality: Quality
+    source_time_ms: int
+    source_time_is_receive_time: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BirthMetric:
+    """A metric announced in a birth: what discovery needs to make it a tag."""
+
+    key: MetricKey
+    datatype: int
+    alias: int | None
+    unit: str = ""
+
+
+class Problem(StrEnum):
+    SEQ_GAP = "seq_gap"
+    UNKNOWN_ALIAS = "unknown_alias"
+    NOT_BORN = "not_born"
+    NO_SEQ = "no_seq"
+    TOO_MANY = "too_many"          # a memory bound was reached; the rest of the birth is ignored
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one message means for the source: carry it out in this order."""
+
+    updates: list[MetricUpdate] = field(default_factory=list)
+    births: list[BirthMetric] = field(default_factory=list)
+    dead: list[tuple[NodeKey, str | None]] = field(default_factory=list)   # (node, device | None: whole node)
+    problems: list[Problem] = field(default_factory=list)
+    rebirth: NodeKey | None = None
+    detail: str = ""
+    ignored: bool = False
+
+
+@dataclass(slots=True)
+class _Device:
+    born: bool = False
+    metrics: dict[str, int] = field(default_factory=dict)   # name -> datatype
+
+
+@dataclass(slots=True)
+class NodeState:
+    born: bool = False
+    bd_seq: int | None = None
+    next_seq: int | None = None
+    aliases: dict[int, tuple[str, str]] = field(default_factory=dict)   # alias -> (device, name)
+    metrics: dict[str, int] = field(default_factory=dict)               # node metric name -> datatype
+    devices: dict[str, _Device] = field(default_factory=dict)
+
+    def metric_count(self) -> int:
+        return len(self.metrics) + sum(len(d.metrics) for d in self.devices.values())
+
+
+class SparkplugHost:
+    """Every edge node's state as one Host Application sees it. Feed it messages in arrival order."""
+
+    def __init__(self, *, max_nodes: int = MAX_NODES, max_devices_per_node: int = MAX_DEVICES_PER_NODE,
+                 max_metrics_per_node: int = MAX_METRICS_PER_NODE):
+        self.nodes: dict[NodeKey, NodeState] = {}
+        self._max_nodes = max_nodes
+        self._max_devices = max_devices_per_node
+        self._max_metrics = max_metrics_per_node
+
+    def datatype_of(self, key: MetricKey) -> int | None:
+        node = self.nodes.get(key.node_key)
+        if node is None:
+            return None
+        if not key.device:
+            return node.metrics.get(key.name)
+        device = node.devices.get(key.device)
+        return device.metrics.get(key.name) if device is not None else None
+
+    def alias_of(self, key: MetricKey) -> int | None:
+        node = self.nodes.get(key.node_key)
+        if node is not None:
+            for alias, (device, name) in node.aliases.items():
+                if device == key.device and name == key.name:
+                    return alias
+        return None
+
+    def is_alive(self, key: MetricKey) -> bool:
+        node = self.nodes.get(key.node_key)
+        if node is None or not node.born:
+            return False
+        return not key.device or (key.device in node.devices and node.devices[key.device].born)
+
+    def forget_all(self) -> None:
+        """The broker connection is gone: births must come again (we ask for them when data arrives)."""
+        self.nodes.clear()
+
+    def on_message(self, topic: SparkplugTopic, payload: Payload, receive_ms: int) -> Outcome:
+        kind = topic.message_type
+        if kind in (MessageType.NCMD, MessageType.DCMD, MessageType.STATE):
+            return Outcome(ignored=True)
+        key = topic.node_key
+        node = self.nodes.get(key)
+        if kind is MessageType.NBIRTH:
+            return self._node_birth(key, payload, receive_ms)
+        if kind is MessageType.NDEATH:
+            return self._node_death(key, node, payload)
+        outcome = Outcome()
+        if node is None or not node.born:
+            return self._ask_rebirth(outcome, key, Problem.NOT_BORN, f"{kind} from {key} before its NBIRTH")
+        self._check_seq(outcome, key, node, payload, kind)
+        if kind is MessageType.NDATA:
+            self._data(outcome, key, node, "", payload, receive_ms)
+        elif kind is MessageType.DBIRTH:
+            self._device_birth(outcome, key, node, topic.device, payload, receive_ms)
+        elif kind is MessageType.DDEATH:
+            device = node.devices.get(topic.device)
+            if device is not None:
+                device.born = False
+            outcome.dead.append((key, topic.device))
+        elif kind is MessageType.DDATA:
+            device = node.devices.get(topic.device)
+            if device is None or not device.born:
+                return self._ask_rebirth(outcome, key, Problem.NOT_BORN,
+                                         f"DDATA from {key}/{topic.device} before its DBIRTH")
+            self._data(outcome, key, node, topic.device, payload, receive_ms)
+        return outcome
+
+    # -- births and deaths
+
+    def _node_birth(self, key: NodeKey, payload: Payload, receive_ms: int) -> Outcome:
+        outcome = Outcome()
+        if key not in self.nodes and len(self.nodes) >= self._max_nodes:
+            outcome.problems.append(Problem.TOO_MANY)
+            outcome.detail = f"NBIRTH from {key} ignored: already {self._max_nodes} edge nodes"
+            return outcome
+        node = NodeState(born=True)
+        old = self.nodes.get(key)
+        if old is not None:   # devices must be born again after a node birth; until then their data is refused
+            node.devices = {name: _Device(metrics=device.metrics) for name, device in old.devices.items()}
+        self.nodes[key] = node
+        node.next_seq = (payload.seq + 1) % SEQ_MODULUS if payload.seq is not None else None
+        if payload.seq is None:
+            outcome.problems.append(Problem.NO_SEQ)
+        for metric in payload.metrics:
+            if metric.name == BD_SEQ_METRIC and isinstance(metric.raw, int):
+                node.bd_seq = metric.raw
+        self._learn(outcome, key, node, "", payload, receive_ms, node.metrics)
+        return outcome
+
+    def _device_birth(self, outcome: Outcome, key: NodeKey, node: NodeState, device_name: str, payload: Payload,
+                      receive_ms: int) -> None:
+        if device_name not in node.devices and len(node.devices) >= self._max_devices:
+            outcome.problems.append(Problem.TOO_MANY)
+            outcome.detail = f"DBIRTH of {key}/{device_name} ignored: already {self._max_devices} devices"
+            return
+        for alias in [a for a, (device, _name) in node.aliases.items() if device == device_name]:
+            del node.aliases[alias]
+        device = _Device(born=True)
+        node.devices[device_name] = device
+        self._learn(outcome, key, node, device_name, payload, receive_ms, device.metrics)
+
+    def _learn(self, outcome: Outcome, key: NodeKey, node: NodeState, device: str, payload: Payload,
+               receive_ms: int, metrics: dict[str, int]) -> None:
+        """A birth: every metric by name, with its alias and type; its value is the first value."""
+        for metric in payload.metrics:
+            if not metric.name or metric.datatype is None:
+                continue   # a birth must name and type every metric; one that does not is of no use
+            if metric.name not in metrics and node.metric_count() >= self._max_metrics:
+                outcome.problems.append(Problem.TOO_MANY)
+                outcome.detail = f"birth of {key}/{device}: only the first {self._max_metrics} metrics are kept"
+                break
+            metrics[metric.name] = metric.datatype
+            if metric.alias is not None:
+                node.aliases[metric.alias] = (device, metric.name)
+            metric_key = MetricKey(key.group, key.node, device, metric.name)
+            unit = metric.property(UNITS_PROPERTY)
+            outcome.births.append(BirthMetric(metric_key, metric.datatype, metric.alias,
+                                              unit if isinstance(unit, str) else ""))
+            outcome.updates.append(_update(metric_key, metric, metric.datatype, payload, receive_ms))
+
+    def _node_death(self, key: NodeKey, node: NodeState | None, payload: Payload) -> Outcome:
+        bd_seq = next((m.raw for m in payload.metrics if m.name == BD_SEQ_METRIC and isinstance(m.raw, int)), None)
+        if node is None or not node.born:
+            return Outcome(ignored=True, detail=f"NDEATH of {key}, which is not alive")
+        if bd_seq is not None and node.bd_seq is not None and bd_seq != node.bd_seq:
+            return Outcome(ignored=True, detail=f"NDEATH of {key} with bdSeq {bd_seq}, not the current {node.bd_seq}")
+        node.born = False
+        node.next_seq = None
+        for device in node.devices.values():
+            device.born = False
+        return Outcome(dead=[(key, None)])
+
+    # -- data
+
+    def _check_seq(self, outcome: Outcome, key: NodeKey, node: NodeState, payload: Payload,
+                   kind: MessageType) -> None:
+        if payload.seq is None:
+            outcome.problems.append(Problem.NO_SEQ)
+            return
+        expected = node.next_seq
+        node.next_seq = (payload.seq + 1) % SEQ_MODULUS
+        if expected is not None and payload.seq != expected:
+            self._ask_rebirth(outcome, key, Problem.SEQ_GAP,
+                              f"{kind} from {key} has seq {payload.seq}, expected {expected}")
+
+    def _data(self, outcome: Outcome, key: NodeKey, node: NodeState, device_name: str, payload: Payload,
+              receive_ms: int) -> None:
+        metrics = node.metrics if not device_name else node.devices[device_name].metrics
+        for metric in payload.metrics:
+            name = metric.name
+            if metric.alias is not None and not name:
+                known = node.aliases.get(metric.alias)
+                if known is None or known[0] != device_name:
+                    self._ask_rebirth(outcome, key, Problem.UNKNOWN_ALIAS,
+                                      f"{key}/{device_name}: unknown alias {metric.alias}")
+                    continue
+                name = known[1]
+            if not name or name not in metrics:
+                self._ask_rebirth(outcome, key, Problem.UNKNOWN_ALIAS,
+                                  f"{key}/{device_name}: metric {name or metric.alias!r} not in its birth")
+                continue
+            datatype = metric.datatype if metric.datatype is not None else metrics[name]
+            outcome.updates.append(_update(MetricKey(key.group, key.node, device_name, name), metric, datatype,
+                                           payload, receive_ms))
+
+    @staticmethod
+    def _ask_rebirth(outcome: Outcome, key: NodeKey, problem: Problem, detail: str) -> Outcome:
+        outcome.problems.append(problem)
+        outcome.rebirth = key
+        outcome.detail = outcome.detail or detail
+        return outcome
+
+
+def _update(key: MetricKey, metric: Metric, datatype: int, payload: Payload, receive_ms: int) -> MetricUpdate:
+    at_ms = metric.timestamp_ms if metric.timestamp_ms is not None else payload.timestamp_ms
+    if metric.is_null:
+        value, quality = None, BAD_NO_DATA
+    else:
+        value, quality = coerce_value(datatype, metric.raw)
+        if quality.is_good:
+            quality = sparkplug_quality(metric) or quality
+    if at_ms is None or not quality.is_good:
+        # Bad markers carry the receive time (docs/redis-keys.md); so does a value without any timestamp.
+        return MetricUpdate(key, value, quality, receive_ms, True)
+    return MetricUpdate(key, value, quality, at_ms)
+
+
+class RebirthLimiter:
+    """At most one rebirth request per edge node every min_interval_s: a node is asked, not flooded."""
+
+    def __init__(self, min_interval_s: float, max_nodes: int = MAX_NODES):
+        self._min_interval_s = min_interval_s
+        self._last_s: dict[NodeKey, float] = {}
+        self._max_nodes = max_nodes
+
+    def allow(self, key: NodeKey, now_s: float) -> bool:
+        last = self._last_s.get(key)
+        if last is not None and now_s - last < self._min_interval_s:
+            return False
+        if key not in self._last_s and len(self._last_s) >= self._max_nodes:
+            cutoff = now_s - self._min_interval_s
+            self._last_s = {k: t for k, t in self._last_s.items() if t > cutoff}
+            if len(self._last_s) >= self._max_nodes:
+                return False
+        self._last_s[key] = now_s
+        return True
