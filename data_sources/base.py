@@ -51,6 +51,19 @@ class SourceCounters:
     sparkplug_rebirths_requested: int = 0  # ... NCMD Node Control/Rebirth sent (rate-limited per node)
     sparkplug_decode_errors: int = 0      # ... payloads that are not Sparkplug B protobuf (also in bad_payloads)
     sparkplug_tags_discovered: int = 0    # ... metrics that became tags from births
+    # MQTT: bad payloads by kind (each also counts in bad_payloads), topics nobody asked for, templates.
+    payload_too_large: int = 0
+    payload_not_utf8: int = 0
+    payload_not_json: int = 0
+    payload_not_finite: int = 0      # NaN / Infinity
+    payload_wrong_type: int = 0      # the value (or its path) is not what the tag needs
+    payload_bad_timestamp: int = 0
+    payload_bad_quality: int = 0
+    unknown_topics: int = 0          # messages on topics no tag, template or availability wants
+    template_tags: int = 0           # tags made by topic templates
+    template_names_invalid: int = 0  # messages whose template gave no valid tag name (or one already taken)
+    template_limit_reached: int = 0  # messages refused because their template made max_tags already
+    devices_offline: int = 0         # offline announcements (Last Will) on availability topics
     connects: int = 0
     reconnects: int = 0
     connect_failures: int = 0

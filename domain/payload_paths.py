@@ -3,7 +3,13 @@
 Pure functions, no I/O. A value path is a dotted path with list indices, e.g.
 `sensors[2].value` or `[0].reading`; a timestamp is ISO 8601 or a Unix epoch in
 seconds or milliseconds. Every failure raises a PayloadError whose `quality`
-says how the tag is to be marked (BadDecodingError or BadTypeMismatch).
+says how the tag is to be marked (BadDecodingError or BadTypeMismatch) and
+whose `kind` names the failure for the source's counters (payload_<kind>).
+
+A quality field (quality_path) may be a boolean, "good" / "uncertain" / "bad"
+(any case) or an OPC UA StatusCode name, an OPC UA StatusCode number, or an
+OPC DA quality (1..255, 192 = good, 64 = uncertain, below 64 = bad). 0 is read as
+OPC UA Good, not as DA Bad: a DA gateway's bad values must carry a non-zero code.
 """
 from __future__ import annotations
 
@@ -15,7 +21,16 @@ from functools import lru_cache
 from typing import Any
 
 from domain.config_model import DataType, Tag
-from domain.quality import BAD_DECODING_ERROR, BAD_TYPE_MISMATCH, GOOD, Quality
+from domain.quality import (
+    BAD,
+    BAD_DECODING_ERROR,
+    BAD_TYPE_MISMATCH,
+    GOOD,
+    UNCERTAIN,
+    Quality,
+    known_qualities,
+    quality_from_code,
+)
 from domain.tag_value import ScalarValue, TagValue
 
 MAX_PAYLOAD_BYTES = 256 * 1024
@@ -34,14 +49,26 @@ class PayloadError(ValueError):
     """A payload (or a part of it) that cannot become a tag value; str() says why."""
 
     quality: Quality = BAD_DECODING_ERROR
+    kind: str = "not_decodable"
+
+    def __init__(self, message: str, kind: str | None = None):
+        super().__init__(message)
+        if kind is not None:
+            self.kind = kind
 
 
 class PayloadDecodingError(PayloadError):
     quality = BAD_DECODING_ERROR
+    kind = "not_decodable"
 
 
 class PayloadTypeMismatch(PayloadError):
     quality = BAD_TYPE_MISMATCH
+    kind = "wrong_type"
+
+
+# The kinds a PayloadError may have: each is a source counter n.payload_<kind>.
+PAYLOAD_ERROR_KINDS = ("too_large", "not_utf8", "not_json", "not_finite", "wrong_type", "bad_timestamp", "bad_quality")
 
 
 class ValuePathSyntaxError(ValueError):
@@ -129,26 +156,57 @@ def _epoch_to_ms(number: float) -> int:
     return round(number) if number >= EPOCH_MS_THRESHOLD else round(number * 1000)
 
 
-def payload_text(payload: bytes) -> str:
+def payload_text(payload: bytes, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> str:
     """The payload as text; too large or invalid UTF-8 is a decoding error."""
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise PayloadDecodingError(f"payload of {len(payload)} bytes is larger than {MAX_PAYLOAD_BYTES}")
+    if len(payload) > max_payload_bytes:
+        raise PayloadDecodingError(f"payload of {len(payload)} bytes is larger than {max_payload_bytes}", "too_large")
     try:
         return payload.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise PayloadDecodingError(f"payload is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+        raise PayloadDecodingError(f"payload is not UTF-8 ({exc.reason} at byte {exc.start})", "not_utf8") from None
 
 
 def _refuse_constant(name: str) -> None:
-    raise PayloadDecodingError(f"{name} is not a valid JSON number")
+    raise PayloadDecodingError(f"{name} is not a valid JSON number", "not_finite")
 
 
 def parse_json_document(text: str) -> Any:
     """Strict JSON: NaN and Infinity are refused (JSON cannot carry them to the browser)."""
     try:
         return json.loads(text, parse_constant=_refuse_constant)
-    except json.JSONDecodeError as exc:
-        raise PayloadDecodingError(f"not JSON: {exc.msg} at position {exc.pos}") from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        reason = f"{exc.msg} at position {exc.pos}" if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+        raise PayloadDecodingError(f"not JSON: {reason}", "not_json") from None
+
+
+_QUALITY_WORDS = {"good": GOOD, "uncertain": UNCERTAIN, "bad": BAD}
+DA_GOOD_MASK = 0xC0
+
+
+def parse_quality(raw: Any) -> Quality:
+    """A device's quality field as a StatusCode (module docstring); anything else is a PayloadError."""
+    if isinstance(raw, bool):
+        return GOOD if raw else BAD
+    if isinstance(raw, str):
+        word = raw.strip().lower()
+        quality = _QUALITY_WORDS.get(word) or _quality_names().get(word)
+        if quality is None:
+            raise PayloadTypeMismatch(f"quality {_describe(raw)} is not good, uncertain, bad or a StatusCode name",
+                                      "bad_quality")
+        return quality
+    if isinstance(raw, (int, float)) and math.isfinite(raw) and raw == int(raw):
+        code = int(raw)
+        if code == 0 or 0x40000000 <= code <= 0xFFFFFFFF:
+            return quality_from_code(code)
+        if 0 < code <= 0xFF:  # OPC DA: the top two bits, 11 good, 01 uncertain, 00 bad (10 is not used)
+            family = code & DA_GOOD_MASK
+            return GOOD if family == DA_GOOD_MASK else UNCERTAIN if family == 0x40 else BAD
+    raise PayloadTypeMismatch(f"quality {_describe(raw)} is neither a StatusCode nor an OPC DA quality", "bad_quality")
+
+
+@lru_cache(maxsize=1)
+def _quality_names() -> dict[str, Quality]:
+    return {quality.name.lower(): quality for quality in known_qualities()}
 
 
 def coerce_to_data_type(raw: Any, data_type: DataType) -> ScalarValue:
@@ -182,7 +240,7 @@ def _as_number(raw: Any) -> int | float:
         except ValueError:
             raise PayloadTypeMismatch(f"expected a number, got {_describe(raw)}") from None
     if isinstance(raw, float) and not math.isfinite(raw):
-        raise PayloadDecodingError(f"{raw} is not a finite number")
+        raise PayloadDecodingError(f"{raw} is not a finite number", "not_finite")
     return raw
 
 
@@ -196,45 +254,47 @@ def _describe(raw: Any) -> str:
     return f"{type(raw).__name__} {raw!r}"
 
 
-TIMESTAMP_FIELD = "ts"
-
-
 def read_tags_from_payload(
-    payload: bytes, tags: list[Tag], receive_time_ms: int
+    payload: bytes, tags: list[Tag], receive_time_ms: int, max_payload_bytes: int = MAX_PAYLOAD_BYTES,
 ) -> list[tuple[TagValue, PayloadError | None]]:
-    """One TagValue per tag fed by this message: Good with its value, or Bad with the reason.
+    """One TagValue per tag fed by this message: its value with its quality, or Bad with the reason.
 
     Tags with a value_path read from the JSON document; tags without one take the
-    whole payload as a plain value. A top-level JSON "ts" field, when present and
-    valid, is the source time; otherwise the receive time is, and the value says so.
+    whole payload as a plain value. A tag's timestamp_path gives the source time
+    (without one, or when the message has no such field, the receive time is used
+    and the value says so); its quality_path the quality (without one Good). A time
+    or quality that is there but unusable, or a missing quality, makes the tag Bad:
+    a wrong time or quality must not pass as right.
     """
     try:
-        text = payload_text(payload)
+        text = payload_text(payload, max_payload_bytes)
     except PayloadError as exc:
         return [(_bad(tag, exc, receive_time_ms), exc) for tag in tags]
     document: Any = None
     document_error: PayloadError | None = None
-    if any(tag.value_path for tag in tags):
+    if any(tag.value_path or tag.timestamp_path or tag.quality_path for tag in tags):
         try:
             document = parse_json_document(text)
         except PayloadError as exc:
             document_error = exc
-    source_time_ms = _document_time_ms(document)
     readings = []
     for tag in tags:
         try:
+            if document_error is not None and (tag.value_path or tag.timestamp_path or tag.quality_path):
+                raise document_error
             if tag.value_path:
-                if document_error is not None:
-                    raise document_error
                 raw = extract_value(document, parse_value_path_cached(tag.value_path))
             else:
                 raw = _plain_value(text, tag.data_type)
             value = coerce_to_data_type(raw, tag.data_type)
+            source_time_ms = _source_time_ms(document, tag.timestamp_path)
+            quality = GOOD if tag.quality_path is None else parse_quality(
+                _at_path(document, tag.quality_path, "bad_quality"))
         except PayloadError as exc:
             readings.append((_bad(tag, exc, receive_time_ms), exc))
             continue
         readings.append((
-            TagValue(tag.name, value, GOOD, source_time_ms or receive_time_ms, receive_time_ms,
+            TagValue(tag.name, value, quality, source_time_ms or receive_time_ms, receive_time_ms,
                      source_time_is_receive_time=source_time_ms is None),
             None,
         ))
@@ -246,13 +306,24 @@ def _plain_value(text: str, data_type: DataType) -> str:
     return text if data_type is DataType.STRING else text.strip()
 
 
-def _document_time_ms(document: Any) -> int | None:
-    if not isinstance(document, dict) or TIMESTAMP_FIELD not in document:
+def _at_path(document: Any, path: str, kind: str) -> Any:
+    try:
+        return extract_value(document, parse_value_path_cached(path))
+    except PayloadError as exc:
+        raise PayloadTypeMismatch(str(exc), kind) from None
+
+
+def _source_time_ms(document: Any, timestamp_path: str | None) -> int | None:
+    if timestamp_path is None:
         return None
     try:
-        return parse_timestamp_ms(document[TIMESTAMP_FIELD])
-    except ValueError:
-        return None
+        raw = extract_value(document, parse_value_path_cached(timestamp_path))
+    except PayloadError:
+        return None   # no time sent: the receive time stands in, and the value says so
+    try:
+        return parse_timestamp_ms(raw)
+    except ValueError as exc:
+        raise PayloadTypeMismatch(f"timestamp at {timestamp_path}: {exc}", "bad_timestamp") from None
 
 
 def _bad(tag: Tag, error: PayloadError, receive_time_ms: int) -> TagValue:

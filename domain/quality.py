@@ -75,3 +75,8 @@ def quality_from_code(code: int, name: str | None = None) -> Quality:
         return Quality(code, name)
     family = Quality(code, "").family
     return Quality(code, f"{family.value}_0x{code:08X}")
+
+
+def known_qualities() -> list[Quality]:
+    """The StatusCodes Stacklight names itself (a device may name these in a quality field)."""
+    return list(_KNOWN.values())

@@ -67,6 +67,11 @@ class TagStoreWriter:
         self._stopping = False
         self.stats = WriterStats()
 
+    @property
+    def redis(self) -> aioredis.Redis:
+        """The store's Redis, for a source's few other writes (e.g. the discovered-tag catalog)."""
+        return self._redis
+
     def submit(self, tv: TagValue) -> None:
         """Queue one sample; never blocks. Overflow policy: drop the oldest, and count it."""
         self.stats.submitted += 1

@@ -39,13 +39,14 @@ KEEPALIVE_S = 1
 
 def skid_tags() -> list[Tag]:
     return [
-        Tag(name="c.pressure", source=SOURCE, topic=STATE, value_path="discharge.pressure"),
+        Tag(name="c.pressure", source=SOURCE, topic=STATE, value_path="discharge.pressure", timestamp_path="ts"),
         Tag(name="c.setpoint", source=SOURCE, topic=STATE, value_path="pressure_setpoint", writable=True,
             command_topic=COMMAND, command_template='{"pressure_setpoint": {value}}',
             range={"low": 0, "high": 12}, write_tolerance=0.001),
         Tag(name="c.running", source=SOURCE, topic=STATE, value_path="motor.running", data_type=DataType.BOOL,
-            writable=True, command_topic=COMMAND, command_template='{"run": {value}}'),
-        Tag(name="c.third", source=SOURCE, topic=STATE, value_path="sensors[2].value", data_type=DataType.INT),
+            writable=True, command_topic=COMMAND, command_template='{"run": {value}}', timestamp_path="ts"),
+        Tag(name="c.third", source=SOURCE, topic=STATE, value_path="sensors[2].value", data_type=DataType.INT,
+            timestamp_path="ts"),
         Tag(name="u.power", source=SOURCE, topic="plant/utilities/power_kw"),
         Tag(name="u.mode", source=SOURCE, topic="plant/utilities/mode", data_type=DataType.STRING),
     ]
@@ -95,9 +96,12 @@ async def test_plain_and_json_payloads_reach_redis(mqtt_broker, make_source, dev
         await device.publish("plant/utilities/mode", b"auto", qos=1)
         third = await wait_for_latest(redis_client, "c.third", lambda tv: tv.quality == GOOD)
         assert third.value == 3 and third.source_time_ms == 1_700_000_000_250 and not third.source_time_is_receive_time
-        for tag, value in [("c.pressure", 7.5), ("c.setpoint", 7.0), ("c.running", True)]:
+        for tag, value in [("c.pressure", 7.5), ("c.running", True)]:
             tv = await latest(redis_client, tag)
             assert (tv.value, tv.quality, tv.source_time_ms) == (value, GOOD, 1_700_000_000_250), tag
+        # A tag without timestamp_path takes the receive time, even when the document has a time field.
+        setpoint = await latest(redis_client, "c.setpoint")
+        assert (setpoint.value, setpoint.quality, setpoint.source_time_is_receive_time) == (7.0, GOOD, True)
         power = await wait_for_latest(redis_client, "u.power", lambda tv: tv.quality == GOOD)
         assert power.value == 812.5 and power.source_time_is_receive_time
         assert (await wait_for_latest(redis_client, "u.mode", lambda tv: tv.quality == GOOD)).value == "auto"

@@ -184,6 +184,7 @@ def test_finite_floats_survive_coercion(number):
 def test_one_message_feeds_several_tags_with_the_source_time_from_ts():
     tags = [mqtt_tag("p", "discharge.pressure"), mqtt_tag("run", "motor.running", DataType.BOOL),
             mqtt_tag("third", "sensors[1].value", DataType.INT)]
+    tags = [tag.model_copy(update={"timestamp_path": "ts"}) for tag in tags]
     payload = json.dumps({"ts": "2023-11-14T22:13:20Z", "discharge": {"pressure": 7.5},
                           "motor": {"running": True}, "sensors": [{"value": 1}, {"value": 2}]}).encode()
     readings = read_tags_from_payload(payload, tags, RECEIVED_MS + 5)
