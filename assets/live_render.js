@@ -65,6 +65,7 @@
   var observer = new MutationObserver(function (mutations) {
     for (var i = 0; i < mutations.length; i++) {
       var m = mutations[i];
+      if (m.type === 'attributes') { scheduleFullDraw(); return; }  // a tag table got a new row model
       if (m.target.closest && m.target.closest('[data-sl-field], [data-sl-rows]')) { continue; }
       for (var j = 0; j < m.addedNodes.length; j++) {
         if (m.addedNodes[j].nodeType === 1) { scheduleFullDraw(); return; }
@@ -265,7 +266,8 @@
   };
 
   function start() {
-    observer.observe(document.body, {childList: true, subtree: true});
+    observer.observe(document.body, {childList: true, subtree: true, attributes: true,
+                                      attributeFilter: ['data-sl-rows']});
     window.setInterval(tick, 1000);
   }
   if (document.body) { start(); } else { document.addEventListener('DOMContentLoaded', start); }

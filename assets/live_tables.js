@@ -21,7 +21,8 @@
     var tr = element('tr', 'sl-tag-row', {'data-sl-tag': row.tag, 'data-sl-field': 'row'});
     var cells = [
       [liveSpan(row.tag, 'alarm')],
-      [element('a', 'sl-tag-link', {href: row.href, 'data-sl-nav': ''}, row.tag)],
+      [element('a', 'sl-tag-link', {href: row.href, 'data-sl-nav': ''}, row.tag)].concat(
+        row.discovered ? [element('span', 'sl-discovered-mark', {title: 'discovered at run time'}, 'D')] : []),
       [document.createTextNode(row.description)],
       [liveSpan(row.tag, 'value', '', '…'), element('span', 'sl-unit', {}, row.unit)],
       [],
@@ -48,11 +49,15 @@
     });
     return tr;
   }
+  // A host is built once per row model; Dash may hand an existing host a new model
+  // (the overview's discovered tags), which replaces its table.
   function buildTagTables() {
     document.querySelectorAll('[data-sl-rows]').forEach(function (host) {
-      if (host.slBuilt) { return; }
-      host.slBuilt = true;
-      var model = JSON.parse(host.getAttribute('data-sl-rows'));
+      var source = host.getAttribute('data-sl-rows');
+      if (host.slBuiltFrom === source) { return; }
+      host.slBuiltFrom = source;
+      while (host.firstChild) { host.removeChild(host.firstChild); }
+      var model = JSON.parse(source);
       var table = element('table', 'sl-tag-table');
       var head = element('tr');
       model.columns.forEach(function (c, i) { head.appendChild(element('th', 'sl-col-' + i, {}, c)); });

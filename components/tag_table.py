@@ -25,9 +25,9 @@ def faceplate_href(tag_name: str) -> str:
     return "/tag/" + quote(tag_name, safe="")
 
 
-def tag_row_model(tag: Tag) -> dict[str, Any]:
-    """What the browser needs to draw one row (see buildTagTable in assets/live_render.js)."""
-    return {
+def tag_row_model(tag: Tag, discovered: bool = False) -> dict[str, Any]:
+    """What the browser needs to draw one row (see buildRow in assets/live_tables.js)."""
+    model = {
         "tag": tag.name,
         "href": faceplate_href(tag.name),
         "description": tag.description,
@@ -35,15 +35,19 @@ def tag_row_model(tag: Tag) -> dict[str, Any]:
         "range": [tag.range.low, tag.range.high] if tag.range else None,
         "marks": [[label, round(percent, 2)] for label, percent in alarm_limit_marks(tag)],
     }
+    if discovered:
+        model["discovered"] = True
+    return model
 
 
 class TagTable(html.Div):
     class ids:
         table = staticmethod(lambda aio_id: {"component": "TagTable", "subcomponent": "table", "aio_id": aio_id})
 
-    def __init__(self, tags: list[Tag], title: str | None = None, aio_id: str | None = None):
+    def __init__(self, tags: list[Tag] | tuple[Tag, ...], title=None, aio_id: str | None = None,
+                 discovered: bool = False):
         aio_id = aio_id or str(uuid.uuid4())
-        model = {"columns": list(COLUMNS), "rows": [tag_row_model(t) for t in tags]}
+        model = {"columns": list(COLUMNS), "rows": [tag_row_model(t, discovered) for t in tags]}
         children = [html.H2(title, className="sl-section-title")] if title else []
         children.append(html.Div(id=self.ids.table(aio_id), className="sl-tag-table-host",
                                  **{"data-sl-rows": json.dumps(model, separators=(",", ":"))}))

@@ -12,10 +12,16 @@ from components.setpoint_entry import SetpointEntry
 from domain.alarm_logic import KIND_LABELS
 from domain.config_model import DataType, Tag
 from web.auth import current_session
+from web.discovered_view import group_title
 from web.roles import Action, may
 from web.runtime import current_runtime
 
 dash.register_page(__name__, path_template="/tag/<name>", name="Faceplate", title="Faceplate")
+
+
+def discovered_badge() -> html.Span:
+    return html.Span("discovered", className="sl-discovered-badge",
+                     title="found by its data source at run time, not listed in the plant file")
 
 
 def _fact(label: str, content) -> html.Div:
@@ -55,18 +61,20 @@ def control_section(tag: Tag):
 
 
 def layout(name: str | None = None, **_query):
-    config = current_runtime().config
-    tag = config.tag(unquote(name or ""))
+    runtime = current_runtime()
+    tag = runtime.tags.tag(unquote(name or ""))
     if tag is None:
         return html.Div([html.H1("Unknown tag", className="sl-page-title"),
                          html.P(f"There is no tag named '{unquote(name or '')}'."),
                          dcc.Link("Back to the overview", href="/")], className="sl-page")
-    source = config.sources[tag.source]
+    source = runtime.config.sources[tag.source]
+    discovered = runtime.tags.is_discovered(tag.name)
     return html.Div(
         [
-            html.Div([dcc.Link("Overview", href="/"), html.Span(" / "), html.Span(tag.area), html.Span(" / "),
+            html.Div([dcc.Link("Overview", href="/"), html.Span(" / "),
+                      html.Span(group_title(tag) if discovered else tag.area), html.Span(" / "),
                       html.Span(tag.name)], className="sl-breadcrumb"),
-            html.H1(tag.name, className="sl-page-title"),
+            html.H1([tag.name, discovered_badge() if discovered else None], className="sl-page-title"),
             html.P(tag.description, className="sl-page-subtitle"),
             html.Div(
                 [
@@ -81,8 +89,9 @@ def layout(name: str | None = None, **_query):
                                 _fact("Quality", live_span(tag.name, "quality")),
                                 _fact("Updated", live_span(tag.name, "age")),
                                 _fact("Source time", live_span(tag.name, "time")),
-                                _fact("Source", f"{tag.source} ({source.kind})"),
-                                _fact("Address", tag.node_id or tag.topic or ""),
+                                _fact("Source", f"{tag.source} ({source.kind})"
+                                      + (", discovered at run time" if discovered else "")),
+                                _fact("Address", tag.node_id or tag.topic or getattr(tag, "metric", None) or ""),
                             ], className="sl-facts"),
                         ],
                         className="sl-panel sl-faceplate-main",

@@ -59,7 +59,8 @@ def source_row(row: SourceRow) -> html.Tr:
             html.Td([html.Span(state_text(row), className="sl-source-state"),
                      html.Div(row.detail, className="sl-source-detail")]),
             html.Td(row.heartbeat_text, className="sl-source-heartbeat"),
-            html.Td(str(row.tag_count)),
+            html.Td(f"{row.tag_count:,}" + (f" ({row.discovered_tag_count:,} discovered)"
+                                            if row.discovered_tag_count else "")),
             html.Td(html.Div(chips or html.Span("none reported", className="sl-muted"), className="sl-source-counters")),
         ],
         className="sl-source-row",
@@ -83,6 +84,6 @@ def sources_table(rows: list[SourceRow]) -> html.Table:
 async def refresh_sources(_n):
     runtime = await current_runtime().ensure_started()
     cache = runtime.live_cache
-    rows = source_rows(runtime.config, cache.source_statuses, int(time.time() * 1000))
+    rows = source_rows(runtime.config, cache.source_statuses, int(time.time() * 1000), runtime.tags.discovered())
     message = "" if cache.connected else "No connection to Redis: source states are unknown."
     return sources_table(rows), message

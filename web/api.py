@@ -84,7 +84,8 @@ async def list_sources() -> list[dict[str, Any]]:
     """Every data source's address, state, heartbeat and counters (the rows of the /sources page)."""
     runtime = await current_runtime().ensure_started()
     now_ms = int(time.time() * 1000)
-    return [row.as_dict() for row in source_rows(runtime.config, runtime.live_cache.source_statuses, now_ms)]
+    return [row.as_dict() for row in source_rows(runtime.config, runtime.live_cache.source_statuses, now_ms,
+                                                      runtime.tags.discovered())]
 
 
 @router.get("/session")

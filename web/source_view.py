@@ -6,12 +6,14 @@ credentials; counters that mean lost or unusable data are flagged when non-zero.
 """
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
-from domain.config_model import MqttSource, OpcUaSource, PlantConfig
+from domain.config_model import MqttSource, OpcUaSource, PlantConfig, Tag
 from domain.freshness import SOURCE_HEARTBEAT_TIMEOUT_S
 from tag_store.source_status import SourceStatus
 
@@ -54,6 +56,7 @@ class SourceRow:
     heartbeat_text: str
     tag_count: int
     counters: tuple[CounterView, ...]
+    discovered_tag_count: int = 0  # of tag_count, those the source discovered at run time
 
     @property
     def has_loss(self) -> bool:
@@ -100,8 +103,10 @@ def judge_heartbeat(status: SourceStatus | None, now_ms: int) -> tuple[Heartbeat
     return Heartbeat.FRESH, round(age_s, 1), f"{age_s:.1f} s ago"
 
 
-def source_rows(config: PlantConfig, statuses: dict[str, SourceStatus | None], now_ms: int) -> list[SourceRow]:
-    """One row per configured source, in plant-file order."""
+def source_rows(config: PlantConfig, statuses: dict[str, SourceStatus | None], now_ms: int,
+                discovered: Iterable[Tag] = ()) -> list[SourceRow]:
+    """One row per configured source, in plant-file order; tag counts include the discovered tags given."""
+    found = Counter(t.source for t in discovered)
     rows = []
     for name, source in config.sources.items():
         status = statuses.get(name)
@@ -115,7 +120,8 @@ def source_rows(config: PlantConfig, statuses: dict[str, SourceStatus | None], n
             heartbeat=heartbeat,
             heartbeat_age_s=age_s,
             heartbeat_text=heartbeat_text,
-            tag_count=len(config.tags_of_source(name)),
+            tag_count=len(config.tags_of_source(name)) + found[name],
             counters=ordered_counters(status.counters if status is not None else {}),
+            discovered_tag_count=found[name],
         ))
     return rows

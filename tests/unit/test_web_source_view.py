@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from domain.config_loading import parse_config
+from domain.config_model import Tag
 from domain.freshness import SOURCE_HEARTBEAT_TIMEOUT_S
 from tag_store.source_status import ConnectionState, SourceStatus
 from tests.unit.web_plant import small_plant
@@ -30,6 +31,14 @@ def test_a_row_per_source_in_file_order_with_kind_address_state_and_tag_count():
     assert (opc.heartbeat, opc.heartbeat_age_s, opc.heartbeat_text) == (Heartbeat.FRESH, 1.2, "1.2 s ago")
     assert (opc.tag_count, mq.tag_count) == (4, 1)
     assert (mq.kind, mq.address) == ("mqtt", "embedded broker")
+
+
+def test_discovered_tags_count_with_their_source():
+    found = [Tag(name=f"F{i}.temp", source="mq", topic=f"plant/{i}") for i in range(3)]
+    opc, mq = source_rows(PLANT, {}, NOW_MS, found)
+    assert (opc.tag_count, opc.discovered_tag_count) == (4, 0)
+    assert (mq.tag_count, mq.discovered_tag_count) == (4, 3)
+    assert mq.as_dict()["discovered_tag_count"] == 3
 
 
 def test_no_heartbeat_and_an_old_heartbeat_say_the_data_source_process_is_down():
