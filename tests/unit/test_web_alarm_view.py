@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from domain.alarm_logic import AlarmRecord, AlarmState
+from domain.config_model import Tag
 from tests.unit.web_plant import small_plant
 from web.alarm_actions import clean_ack_request, describe_ack_results, AckResult
 from web.alarm_view import alarm_summary, build_alarm_view, sort_shown_alarms
+from web.tag_directory import TagDirectory
 
 PLANT = small_plant()
 
@@ -69,3 +71,14 @@ def test_device_alarms_say_they_were_decided_by_the_device_and_show_a_lost_input
     # "Temperature" is no configured tag: no link to a faceplate that does not exist.
     assert rows[device.alarm_id]["has_faceplate"] is False
     assert rows["a"]["has_faceplate"] is True
+
+
+def test_a_device_alarm_on_a_discovered_tag_links_to_its_faceplate():
+    device = AlarmRecord(alarm_id="mq:F9.temp high", tag="F9.temp", kind="high", priority=2, message="F9 hot",
+                         area="Plant", state=AlarmState.UNACK_ACTIVE, last_value=81.0, state_since_ms=1,
+                         device_source="mq", device_condition="F9.temp high")
+    directory = TagDirectory(PLANT)
+    assert build_alarm_view([device], directory)["rows"][0]["has_faceplate"] is False
+    directory.apply(1, {"F9.temp": Tag(name="F9.temp", source="mq", topic="plant/F9", unit="degC")})
+    row = build_alarm_view([device], directory)["rows"][0]
+    assert row["has_faceplate"] is True and row["value"] == "81.0 degC"
