@@ -6,12 +6,14 @@ from pathlib import Path
 from data_sources.base import DataSource, SourceConfig
 from data_sources.mqtt_source import MqttDataSource
 from data_sources.opcua_source import OpcUaDataSource
+from data_sources.sparkplug_source import SparkplugDataSource
 from domain.config_model import Tag
 from tag_store.writer import TagStoreWriter
 
 SOURCE_CLASSES: dict[str, type[DataSource]] = {
     OpcUaDataSource.kind: OpcUaDataSource,
     MqttDataSource.kind: MqttDataSource,
+    SparkplugDataSource.kind: SparkplugDataSource,
 }
 
 
