@@ -15,10 +15,12 @@ import logging
 from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
+from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from domain.config_model import PlantConfig, Tag
-from tag_store.tag_catalog import catalog_version, merged_tags, read_discovered_tags
+from tag_store import keys
+from tag_store.tag_catalog import catalog_version, decode_tag, merged_tags
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,8 @@ class TagDirectory:
         self._config = config
         self._set, _ = TagSet.build(config, {}, 0)
         self._orphans_logged: frozenset[str] = frozenset()
+        # name -> (encoded definition, Tag): a reload decodes only what changed (10k decodes take ~0.1 s).
+        self._decoded: dict[str, tuple[bytes, Tag | None]] = {}
 
     @property
     def version(self) -> int:
@@ -88,9 +92,24 @@ class TagDirectory:
         if version == self.version:
             return False
         # Read after the version: a change in between is picked up again by the next poll.
-        self.apply(version, await read_discovered_tags(redis))
+        self.apply(version, self._decode_changed(await redis.hgetall(keys.TAG_CATALOG)))
         log.info("tag directory: catalog version %d, %d discovered tags", version, len(self._set.discovered_names))
         return True
+
+    def _decode_changed(self, raw_catalog: dict[bytes, bytes]) -> dict[str, Tag]:
+        """Like tag_catalog.read_discovered_tags, reusing the Tags of unchanged entries."""
+        decoded = {}
+        for name, raw in raw_catalog.items():
+            known = self._decoded.get(name)
+            if known is None or known[0] != raw:
+                try:
+                    known = (raw, decode_tag(raw))
+                except (ValidationError, ValueError) as exc:
+                    log.warning("ignoring discovered tag %r: %s", name, exc)
+                    known = (raw, None)
+            decoded[name] = known
+        self._decoded = decoded
+        return {tag.name: tag for _raw, tag in decoded.values() if tag is not None}
 
     async def follow(self, redis: aioredis.Redis, poll_s: float = CATALOG_POLL_S) -> None:
         connected = True

@@ -4,6 +4,8 @@ from __future__ import annotations
 import asyncio
 
 from domain.config_model import Tag
+from tag_store import keys
+from tag_store.tag_catalog import decode_tag, encode_tag
 from tests.unit.web_plant import small_plant
 from web.discovered_view import MAX_ROWS, discovered_view, group_title
 from web.tag_directory import TagDirectory
@@ -36,40 +38,52 @@ def test_a_discovered_tag_on_a_source_the_plant_does_not_have_is_left_out(caplog
     assert "X.temp" in caplog.text
 
 
-class FakeCatalog:
-    """The two reads TagDirectory makes (tag_store.tag_catalog), counted."""
+class FakeCatalogRedis:
+    """The two keys TagDirectory reads (sl:tag_catalog:version, sl:tag_catalog), reads counted."""
 
     def __init__(self):
-        self.version, self.tags, self.catalog_reads = 0, {}, 0
+        self.version, self.catalog, self.catalog_reads = 0, {}, 0
+
+    def publish(self, tag: Tag) -> None:
+        self.catalog[tag.name.encode()] = encode_tag(tag).encode()
+
+    async def get(self, key):
+        assert key == keys.TAG_CATALOG_VERSION
+        return str(self.version).encode() if self.version else None
+
+    async def hgetall(self, key):
+        assert key == keys.TAG_CATALOG
+        self.catalog_reads += 1
+        return dict(self.catalog)
 
 
-def test_the_catalog_is_read_only_when_its_version_moved(monkeypatch):
-    catalog = FakeCatalog()
+def test_the_catalog_is_read_only_when_its_version_moved_and_only_changed_entries_are_decoded(monkeypatch):
+    redis, decoded = FakeCatalogRedis(), []
 
-    async def version(_redis):
-        return catalog.version
+    def counting_decode(raw):
+        decoded.append(raw)
+        return decode_tag(raw)
 
-    async def read(_redis):
-        catalog.catalog_reads += 1
-        return dict(catalog.tags)
-
-    monkeypatch.setattr("web.tag_directory.catalog_version", version)
-    monkeypatch.setattr("web.tag_directory.read_discovered_tags", read)
+    monkeypatch.setattr("web.tag_directory.decode_tag", counting_decode)
     directory = TagDirectory(PLANT)
 
     async def polls():
-        assert not await directory.reload_if_changed(None)  # version 0: nothing discovered yet
-        catalog.version, catalog.tags = 1, {"A.temp": found("A.temp")}
-        assert await directory.reload_if_changed(None)
-        assert not await directory.reload_if_changed(None)
-        catalog.tags["B.temp"] = found("B.temp")  # written but no version bump yet: not seen
-        assert not await directory.reload_if_changed(None)
-        catalog.version = 2
-        assert await directory.reload_if_changed(None)
+        assert not await directory.reload_if_changed(redis)  # version 0: nothing discovered yet
+        redis.publish(found("A.temp"))
+        redis.version = 1
+        assert await directory.reload_if_changed(redis)
+        assert not await directory.reload_if_changed(redis)
+        redis.publish(found("B.temp"))  # written, but no version bump yet: not seen
+        assert not await directory.reload_if_changed(redis)
+        assert directory.tag("B.temp") is None
+        redis.catalog[b"junk"] = b"not json"
+        redis.version = 2
+        assert await directory.reload_if_changed(redis)
 
     asyncio.run(polls())
-    assert catalog.catalog_reads == 2
+    assert redis.catalog_reads == 2
     assert [t.name for t in directory.discovered()] == ["A.temp", "B.temp"] and directory.version == 2
+    assert len(decoded) == 3  # A once, then B and the junk entry (skipped); A was not decoded again
 
 
 def test_discovered_tags_group_by_area_if_set_else_source_and_are_limited():
