@@ -284,7 +284,7 @@ class SparkplugDataSource(DataSource):
                                   ValueError(f"metric {birth.key.address!r} gives no usable tag name"))
                 continue
             tag = Tag(name=name, source=self.name, data_type=data_type, unit=birth.unit, metric=birth.key.address,
-                      description=f"Sparkplug B {birth.key.address}")
+                      description=f"Sparkplug B {birth.key.address}", max_age_s=self.config.max_age_s)
             if known == tag:
                 continue
             if known is None:

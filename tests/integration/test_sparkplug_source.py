@@ -205,3 +205,22 @@ async def retained_state(port: int) -> dict:
             async for message in client.messages:
                 assert message.retain
                 return json.loads(message.payload)
+
+
+async def test_after_a_lost_broker_connection_the_source_asks_for_births_again(mqtt_broker, make_source, redis_client):
+    proxy_port = free_port()
+    proxy = await BlackholeProxy(mqtt_broker.port, proxy_port).start()
+    source, writer = make_source(proxy_port)
+    async with running(writer.run(), source.run()):
+        await wait_until(connected(source), what="connecting")
+        async with EdgeNode(mqtt_broker.port) as edge:
+            await wait_for_latest(redis_client, TEMP, good(21.5))
+            await proxy.close()
+            await wait_for_latest(redis_client, TEMP, lambda tv: tv.quality == BAD_COMMUNICATION_ERROR)
+            proxy = await BlackholeProxy(mqtt_broker.port, proxy_port).start()
+            await wait_until(connected(source), what="reconnecting")
+            # The source missed whatever happened meanwhile: the next data makes it ask for births.
+            await edge.data("Pump1", {"Inputs/Temp": 23.0})
+            await wait_until(lambda: edge.rebirth_requests == 1, what="a rebirth request after the reconnect")
+            await wait_for_latest(redis_client, TEMP, good(23.0))
+    await proxy.close()
