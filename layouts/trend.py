@@ -8,14 +8,13 @@ import asyncio
 import time
 
 import dash
-from dash import Input, Output, callback, clientside_callback, dcc, html
+from dash import Input, Output, State, callback, clientside_callback, dcc, html
 from dash.exceptions import PreventUpdate
 from redis.exceptions import RedisError
 
-from domain.config_model import DataType
 from domain.freshness import Freshness
 from web.runtime import current_runtime
-from web.trend_figure import WINDOWS_MIN, parse_pens, trend_figure
+from web.trend_figure import WINDOWS_MIN, parse_pens, pen_options, trend_figure
 from web.trend_history import hold_to_now, read_history
 
 dash.register_page(__name__, path="/trend", name="Trend", title="Trend", order=1)
@@ -25,8 +24,7 @@ MAX_PENS = 8
 
 def layout(tags: str | None = None, window: str | None = None, **_query):
     known = current_runtime().tags.tags()
-    index = {t.name: t for t in known}
-    trendable = [t for t in known if t.data_type is not DataType.STRING]
+    pens = parse_pens(tags, {t.name: t for t in known})[:MAX_PENS]
     window_min = int(window) if window in {str(w) for w in WINDOWS_MIN} else 15
     return html.Div(
         [
@@ -34,8 +32,7 @@ def layout(tags: str | None = None, window: str | None = None, **_query):
             html.Div(
                 [
                     dcc.Dropdown(
-                        id="trend-pens", multi=True, value=parse_pens(tags, index)[:MAX_PENS],
-                        options=[{"label": f"{t.name}: {t.description}", "value": t.name} for t in trendable],
+                        id="trend-pens", multi=True, value=pens, options=pen_options(known, None, pens),
                         placeholder="Choose up to 8 tags…", className="sl-trend-pens",
                     ),
                     dcc.RadioItems(id="trend-window", value=window_min, inline=True, className="sl-trend-window",
@@ -66,6 +63,15 @@ clientside_callback(
     }""",
     Input("trend-pens", "value"), Input("trend-window", "value"),
 )
+
+
+@callback(Output("trend-pens", "options"), Input("trend-pens", "search_value"), State("trend-pens", "value"),
+          prevent_initial_call=True)
+def search_pens(search, pens):
+    """Options as the operator types: any known tag, configured or discovered since the page opened."""
+    if search is None:
+        raise PreventUpdate
+    return pen_options(current_runtime().tags.tags(), search, pens)
 
 
 def is_live(runtime, name: str) -> bool:

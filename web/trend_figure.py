@@ -6,6 +6,7 @@ the lines live, so history and live points line up.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 import plotly.graph_objects as go
@@ -14,6 +15,7 @@ from domain.config_model import DataType, Tag
 from web.trend_history import Point
 
 WINDOWS_MIN = (5, 15, 60)
+PEN_OPTIONS_SHOWN = 300
 # Pens are told apart by hue; the alarm colours (red, orange, yellow, blue) are left out on purpose.
 PEN_COLOURS = ("#2b2b2b", "#00796b", "#6d4c41", "#7b1fa2", "#558b2f", "#ad1457", "#00838f", "#5d4037")
 
@@ -32,6 +34,28 @@ def parse_pens(text: object, config_tags: dict[str, Tag]) -> list[str]:
     else:
         names = []
     return [n for n in dict.fromkeys(names) if n in config_tags]
+
+
+def pen_options(tags: Iterable[Tag], search: str | None, selected: list[str] | None,
+                limit: int = PEN_OPTIONS_SHOWN) -> list[dict[str, str]]:
+    """The pen picker's choices: the chosen pens, then up to `limit` trendable tags matching every word.
+
+    A plant with thousands of discovered tags must not ship them all to each browser;
+    the picker asks again as the operator types.
+    """
+    words = (search or "").lower().split()
+    chosen = set(selected or [])
+    picked, found = [], 0
+    for tag in tags:
+        if tag.data_type is DataType.STRING:
+            continue
+        label = f"{tag.name}: {tag.description}" if tag.description else tag.name
+        if tag.name in chosen:
+            picked.append({"label": label, "value": tag.name})
+        elif found < limit and all(w in label.lower() for w in words):
+            found += 1
+            picked.append({"label": label, "value": tag.name})
+    return picked
 
 
 def held_in_steps(tag: Tag) -> bool:

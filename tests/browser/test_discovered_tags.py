@@ -57,3 +57,26 @@ def test_a_tag_discovered_while_the_overview_is_open_appears_live_and_opens_its_
     expect(field(page, "Z9.temperature", "value")).to_have_text("23.5", timeout=LIVE_S)
     expect(page.get_by_text("utility_mqtt (mqtt), discovered at run time")).to_be_visible()
     expect(page.get_by_text("plant/Z9.temperature")).to_be_visible()
+
+
+def test_a_discovered_tag_is_trended_and_found_by_the_pen_picker(login, source_heartbeats):
+    feeder = source_heartbeats
+    feeder.call(publish_discovered_tags(feeder.redis, [discovered("Z9.temperature", unit="degC")]))
+    for value in (20.0, 20.5, 21.0):
+        feeder.put("Z9.temperature", value)
+    page = login("operator", "/trend?tags=Z9.temperature&window=5")
+    points = "() => { const gd = document.querySelector('.sl-trend-graph .js-plotly-plot');" \
+             " return gd && gd.data && gd.data.length ? gd.data[0].y.slice() : null; }"
+    page.wait_for_function(f"({points})() && ({points})().length >= 3", timeout=LIVE_S)
+    assert page.evaluate(points)[:3] == [20.0, 20.5, 21.0]
+
+    feeder.call(publish_discovered_tags(feeder.redis, [discovered("Z9.pressure", unit="bar")]))
+    feeder.put("Z9.pressure", 1.25)
+    page.wait_for_timeout(1500)  # the directory polls the catalog once a second
+    page.locator("#trend-pens").click()
+    page.locator("input.dash-dropdown-search").fill("Z9.pres")
+    page.get_by_role("option", name="Z9.pressure").click()
+    page.wait_for_function(
+        "() => { const gd = document.querySelector('.sl-trend-graph .js-plotly-plot');"
+        " return gd && gd.data && gd.data.length === 2 && gd.data[1].y.includes(1.25); }", timeout=LIVE_S)
+    assert page.url.endswith("/trend?tags=Z9.temperature%2CZ9.pressure&window=5")

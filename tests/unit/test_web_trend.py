@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import time
 
+from domain.config_model import Tag
 from domain.quality import BAD_SENSOR_FAILURE, GOOD
 from domain.tag_value import TagValue
 from tag_store.writer import TagStoreWriter
 from tests.unit.web_plant import small_plant
-from web.trend_figure import local_time_text, parse_pens, trend_figure
+from web.trend_figure import local_time_text, parse_pens, pen_options, trend_figure
 from web.trend_history import hold_to_now, read_history
 
 PLANT = small_plant()
@@ -18,6 +19,20 @@ def test_pens_come_from_the_address_known_tags_only_without_repeats():
     assert parse_pens("T1.level, nope,M1.flow,T1.level", INDEX) == ["T1.level", "M1.flow"]
     assert parse_pens(["P1.run"], INDEX) == ["P1.run"]
     assert parse_pens(None, INDEX) == []
+
+
+def test_the_pen_picker_offers_chosen_pens_and_a_limited_number_of_matching_tags():
+    many = [*PLANT.tags, *(Tag(name=f"F{i:04d}.temp", source="mq", topic=f"t/{i}", description="found")
+                           for i in range(1000))]
+    first = pen_options(many, None, ["F0999.temp"], limit=50)
+    assert first[:3] == [{"label": "T1.level: Tank level", "value": "T1.level"},
+                         {"label": "T1.setpoint: Valve setpoint", "value": "T1.setpoint"},
+                         {"label": "P1.run: Pump run", "value": "P1.run"}]
+    assert len(first) == 51 and first[-1]["value"] == "F0999.temp"  # the chosen pen stays, past the limit
+    assert [o["value"] for o in pen_options(many, "f050 FOUND", [], limit=50)] == [
+        f"F{i:04d}.temp" for i in range(500, 510)]
+    text = Tag(name="S1.text", source="mq", topic="t/s", data_type="string")
+    assert pen_options([text], "", []) == []
 
 
 def test_times_are_written_in_the_browsers_zone():
