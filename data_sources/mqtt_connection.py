@@ -5,6 +5,7 @@ connects: new_client returns an aiomqtt.Client to use in `async with`.
 """
 from __future__ import annotations
 
+import logging
 import os
 import ssl
 from urllib.parse import urlparse
@@ -69,6 +70,7 @@ def tls_context(tls: MqttTls) -> ssl.SSLContext:
 def new_client(
     config: MqttConnection, host: str, port: int, username: str | None, password: str | None, *,
     will: aiomqtt.Will | None = None, queue_type=None, max_queued_incoming: int | None = None,
+    logger: logging.Logger | None = None,
 ) -> aiomqtt.Client:
     """An aiomqtt client set up as configured: protocol version, TLS, identity, clean or persistent session."""
     version5 = config.protocol == "5"
@@ -83,6 +85,6 @@ def new_client(
         host, port, username=username, password=password, identifier=config.client_id,
         protocol=aiomqtt.ProtocolVersion.V5 if version5 else aiomqtt.ProtocolVersion.V311,
         keepalive=config.keepalive_s, timeout=CONNECT_TIMEOUT_S, will=will, queue_type=queue_type,
-        max_queued_incoming_messages=max_queued_incoming,
+        max_queued_incoming_messages=max_queued_incoming, logger=logger,
         tls_context=tls_context(config.tls) if config.tls is not None else None,
         **session)

@@ -65,12 +65,29 @@ def _check_paths(tags: list[Tag], templates: list[MqttTopicTemplate]) -> None:
                     raise SourceConfigError(f"{owner}: {key}: {exc}") from None
 
 
-def _describe_mqtt_error(exc: aiomqtt.MqttError) -> str:
+class LastClientError(logging.Handler):
+    """The MQTT library's last warning or error, e.g. a TLS alert it only logs before timing out."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.message: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.message = record.getMessage()
+
+
+def _describe_mqtt_error(exc: aiomqtt.MqttError, client_error: str | None = None) -> str:
     """The broker's or the TLS layer's reason, readable: a refused certificate says so."""
     text = str(exc) or type(exc).__name__
     cause = exc.__cause__ or exc.__context__
-    if cause is not None and "CERTIFICATE" in f"{cause}".upper() and "certificate" not in text.lower():
+    if cause is not None and str(cause) not in text:
         text = f"{text}: {cause}"
+    if client_error and client_error not in text:
+        text = f"{text} ({client_error})"
+    if "CERTIFICATE_REQUIRED" in text:
+        return f"TLS: the broker requires a client certificate ({text})"
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return f"TLS: the broker's certificate is not trusted ({text.split('] ', 1)[-1]})"
     return text
 
 
@@ -121,6 +138,11 @@ class MqttDataSource(DataSource):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self._client_error = LastClientError()
+        # Not registered with logging (one per source object): records still reach the source's log.
+        self._client_log = logging.Logger(f"{self.log.name}.client")
+        self._client_log.parent = self.log
+        self._client_log.addHandler(self._client_error)
         try:
             self.host, self.port = broker_address(self.config)
             self._username, self._password = read_credentials(self.config)
@@ -158,6 +180,7 @@ class MqttDataSource(DataSource):
         where = f"{self.host}:{self.port}"
         while True:
             self.set_state(ConnectionState.CONNECTING, f"connecting to {where}")
+            self._client_error.message = None
             reason = "the broker ended the connection"
             try:
                 async with self._new_client() as client:
@@ -171,7 +194,7 @@ class MqttDataSource(DataSource):
                     async for message in client.messages:
                         self._on_message(message.topic.value, message.payload)
             except aiomqtt.MqttError as exc:
-                reason = _describe_mqtt_error(exc)
+                reason = _describe_mqtt_error(exc, self._client_error.message)
             except Exception as exc:  # noqa: BLE001 - the source must go on; this one is a defect, so loud
                 self.log.exception("source %s: unexpected error, reconnecting", self.name)
                 reason = f"unexpected {type(exc).__name__}: {exc}"
@@ -186,7 +209,7 @@ class MqttDataSource(DataSource):
     def _new_client(self) -> aiomqtt.Client:
         return new_client(self.config, self.host, self.port, self._username, self._password,
                           queue_type=functools.partial(DropOldestQueue, self.counters),
-                          max_queued_incoming=MAX_QUEUED_MESSAGES)
+                          max_queued_incoming=MAX_QUEUED_MESSAGES, logger=self._client_log)
 
     def subscriptions(self) -> dict[str, int]:
         """Topic filter -> QoS: each tag's qos (else the source's), the highest where a topic is shared."""
