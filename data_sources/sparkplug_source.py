@@ -28,22 +28,17 @@ from data_sources.mqtt_source import DropOldestQueue, ReadbackWaiters
 from data_sources.sparkplug.codec import decode, encode
 from domain.config_model import DataType, SparkplugSource, Tag
 from domain.quality import BAD_COMMUNICATION_ERROR, BAD_TYPE_MISMATCH
+from domain.sparkplug_host import BirthMetric, MetricUpdate, Outcome, Problem, RebirthLimiter, SparkplugHost
 from domain.sparkplug_model import (
     BAD_DEATH,
     REBIRTH_METRIC,
     STACKLIGHT_TYPES,
-    BirthMetric,
     MessageType,
     Metric,
     MetricKey,
-    MetricUpdate,
     NodeKey,
-    Outcome,
     Payload,
-    Problem,
-    RebirthLimiter,
     SparkplugDecodeError,
-    SparkplugHost,
     SparkplugType,
     command_topic,
     parse_metric_address,
@@ -95,6 +90,7 @@ class SparkplugDataSource(DataSource):
         self._client: aiomqtt.Client | None = None
         self._readback = ReadbackWaiters()
         self._logged_places: set[str] = set()
+        self._state_task: asyncio.Task | None = None
 
     # -- connection
 
@@ -192,8 +188,14 @@ class SparkplugDataSource(DataSource):
             online = json.loads(data).get("online")
         except (ValueError, AttributeError):
             online = None
-        if host_id == self._state_host_id and online is False and self._client is not None:
-            asyncio.get_running_loop().create_task(self._publish_state(self._client, online=True))
+        if host_id == self._state_host_id and online is False and self._client is not None and not self._state_task:
+            self._state_task = asyncio.get_running_loop().create_task(self._publish_state(self._client, online=True))
+            self._state_task.add_done_callback(self._state_published)
+
+    def _state_published(self, task: asyncio.Task) -> None:
+        self._state_task = None
+        if not task.cancelled() and task.exception() is not None:
+            self.log.warning("source %s: could not publish STATE online again: %s", self.name, task.exception())
 
     def _apply(self, outcome: Outcome, kind: MessageType) -> None:
         if outcome.ignored:

@@ -60,7 +60,7 @@ def format_validation_error(error: ValidationError) -> list[str]:
         for part in item["loc"]:
             if isinstance(part, int):
                 location += f"[{part}]"
-            elif part in ("opcua", "mqtt"):  # discriminator tag, not a key the user wrote
+            elif part in ("opcua", "mqtt", "sparkplug"):  # discriminator tag, not a key the user wrote
                 continue
             else:
                 location += f".{part}" if location else str(part)

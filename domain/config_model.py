@@ -491,6 +491,9 @@ class PlantConfig(_Strict):
                 raise ValueError(f"tag '{tag.name}' is on Sparkplug B source '{tag.source}' but has no metric")
             if tag.metric is not None and source.kind != "sparkplug":
                 raise ValueError(f"tag '{tag.name}' has a Sparkplug B metric but source '{tag.source}' is {source.kind}")
+            if tag.metric is not None and source.group_ids and tag.metric.split("/", 1)[0] not in source.group_ids:
+                raise ValueError(f"tag '{tag.name}': metric group '{tag.metric.split('/', 1)[0]}' is not in"
+                                 f" the group_ids {source.group_ids} of source '{tag.source}'")
         return self
 
     def model_post_init(self, _context: object) -> None:

@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             env["REDIS_URL"] = redis.url
             log.info("started a private Redis on %s (data in %s)", redis.url, redis.work_dir)
         env.setdefault("REDIS_URL", config.redis.url or "")
-        if any(s.kind == "mqtt" and s.host is None for s in config.sources.values()):
+        if any(s.kind in ("mqtt", "sparkplug") and s.host is None for s in config.sources.values()):
             broker = MqttBroker(data_dir / "mqtt").start()
             servers.append(broker)
             env["STACKLIGHT_EMBEDDED_MQTT_URL"] = f"mqtt://127.0.0.1:{broker.port}"

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import aiomqtt
 
 from data_sources.sparkplug.codec import decode, encode
-from domain.sparkplug_model import Metric, Payload, SparkplugType as T
+from domain.sparkplug_model import Metric, Payload
+from domain.sparkplug_model import SparkplugType as T
 
 NAMESPACE = "spBv1.0"
 

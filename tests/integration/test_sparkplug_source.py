@@ -187,6 +187,15 @@ async def test_state_is_online_while_connected_and_the_will_says_offline(mqtt_br
         await wait_until(connected(source), what="connecting")
         online = await retained_state(mqtt_broker.port)
         assert online["online"] is True and isinstance(online["timestamp"], int)
+        # An old offline will (e.g. of an earlier session) arriving while connected is answered with online.
+        async with aiomqtt.Client("127.0.0.1", mqtt_broker.port) as other:
+            await other.publish(f"spBv1.0/STATE/{HOST_ID}", json.dumps({"online": False, "timestamp": 1}),
+                                qos=1, retain=True)
+        for _ in range(50):
+            if (await retained_state(mqtt_broker.port))["online"] is True:
+                break
+            await asyncio.sleep(0.05)
+        assert await retained_state(mqtt_broker.port) == online
         await proxy.close()
         await wait_until(lambda: source.state is not ConnectionState.CONNECTED, what="the source noticing")
         await wait_for_latest(redis_client, SETPOINT, lambda tv: tv.quality == BAD_COMMUNICATION_ERROR)

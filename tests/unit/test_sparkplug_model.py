@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from data_sources.sparkplug.codec import decode, encode
 from domain.config_model import PlantConfig, SparkplugSource, Tag
 from domain.quality import BAD_DECODING_ERROR, BAD_TYPE_MISMATCH, GOOD
+from domain.sparkplug_host import Problem, RebirthLimiter, SparkplugHost
 from domain.sparkplug_model import (
     BAD_NO_DATA,
     MessageType,
@@ -15,17 +16,16 @@ from domain.sparkplug_model import (
     MetricKey,
     NodeKey,
     Payload,
-    Problem,
-    RebirthLimiter,
     SparkplugDecodeError,
-    SparkplugHost,
-    SparkplugType as T,
     check_tag_template,
     coerce_value,
     parse_metric_address,
     parse_topic,
     raw_for_write,
     tag_name_for,
+)
+from domain.sparkplug_model import (
+    SparkplugType as T,
 )
 
 NODE = NodeKey("Plant1", "Edge1")
@@ -222,3 +222,21 @@ def test_the_decoder_on_any_bytes_raises_only_its_own_error(data):
     except SparkplugDecodeError:
         return
     assert all(isinstance(m.name, (str, type(None))) for m in payload.metrics)
+
+
+def test_historical_metrics_are_not_current_values_and_the_quality_property_counts():
+    host = born_host()
+    out = host.on_message(topic("DDATA", "Pump1"), Payload(seq=2, metrics=(
+        Metric(alias=10, raw=1.0, is_historical=True, timestamp_ms=5),
+        Metric(alias=11, raw=7, timestamp_ms=6, properties=(("Quality", 500),)),
+        Metric(alias=10, raw=2.0, timestamp_ms=7, properties=(("Quality", 0),)))), 8)
+    assert [(u.key.name, u.value, u.quality.family.value) for u in out.updates] == [
+        ("Setpoint", 7, "Uncertain"), ("Inputs/Temp", 2.0, "Bad")]
+    assert not out.problems
+
+
+def test_a_configured_metric_must_be_in_the_followed_groups():
+    source = SparkplugSource(kind="sparkplug", group_ids=["Plant1"])
+    with pytest.raises(ValueError, match="not in the group_ids"):
+        PlantConfig(sources={"sp": source}, tags=[Tag(name="t", source="sp", metric="Plant2/N/D/x")])
+    PlantConfig(sources={"sp": source}, tags=[Tag(name="t", source="sp", metric="Plant1/N/D/x")])
