@@ -240,3 +240,36 @@ def test_a_configured_metric_must_be_in_the_followed_groups():
     with pytest.raises(ValueError, match="not in the group_ids"):
         PlantConfig(sources={"sp": source}, tags=[Tag(name="t", source="sp", metric="Plant2/N/D/x")])
     PlantConfig(sources={"sp": source}, tags=[Tag(name="t", source="sp", metric="Plant1/N/D/x")])
+
+
+_metrics = st.builds(
+    Metric, name=st.one_of(st.none(), st.sampled_from(["a", "b/c", "bdSeq"])),
+    alias=st.one_of(st.none(), st.integers(0, 5)),
+    datatype=st.one_of(st.none(), st.integers(0, 20)), is_null=st.booleans(),
+    raw=st.one_of(st.none(), st.integers(0, 2**64 - 1), st.floats(), st.booleans(), st.text(max_size=5)))
+_messages = st.tuples(
+    st.sampled_from(["NBIRTH", "NDATA", "NDEATH", "DBIRTH", "DDATA", "DDEATH"]), st.sampled_from(["N1", "N2"]),
+    st.builds(Payload, seq=st.one_of(st.none(), st.integers(0, 255)), metrics=st.lists(_metrics, max_size=4).map(tuple),
+              timestamp_ms=st.one_of(st.none(), st.integers(0, 2**63))))
+
+
+@given(st.lists(_messages, max_size=30))
+def test_any_message_sequence_is_handled_within_bounds(messages):
+    host = SparkplugHost(max_nodes=1, max_metrics_per_node=3)
+    for kind, node, payload in messages:
+        device = "/D" if kind.startswith("D") else ""
+        outcome = host.on_message(parse_topic(f"spBv1.0/G/{kind}/{node}{device}"), payload, 1)
+        assert all(u.value is not None for u in outcome.updates if u.quality.is_good)
+    assert len(host.nodes) <= 1 and all(n.metric_count() <= 3 for n in host.nodes.values())
+
+
+@given(st.integers(0, 200), st.integers(0, 255))
+def test_a_damaged_payload_raises_only_the_decode_error(position, byte):
+    data = bytearray(encode(Payload(timestamp_ms=1, seq=2, metrics=(
+        Metric(name="Inputs/Temp", alias=10, datatype=T.FLOAT, raw=1.5, properties=(("EngineeringUnits", "degC"),)),
+        Metric(name="s", datatype=T.STRING, raw="text")))))
+    data[position % len(data)] = byte
+    try:
+        decode(bytes(data))
+    except SparkplugDecodeError:
+        pass
