@@ -232,8 +232,25 @@ async def test_a_write_nobody_confirms_times_out(mqtt_broker, make_source, devic
         assert 1.4 < time.monotonic() - started < 3
         # The command itself was sent, with the template filled in.
         message = await asyncio.wait_for(anext(device.messages), 2)
-        assert (message.topic.value, json.loads(message.payload)) == (COMMAND, {"pressure_setpoint": 6.5})
+        assert (message.topic.value, json.loads(message.payload), message.qos) == (
+            COMMAND, {"pressure_setpoint": 6.5}, 1)
         assert source.counters.writes_timed_out == 1
+
+
+async def test_a_tag_not_configured_writable_is_refused_before_anything_is_sent(
+        mqtt_broker, make_source, device, redis_client):
+    source, writer = make_source(mqtt_broker.port)
+    async with running(writer.run(), source.run(), WriteHandler(redis_client, source, block_ms=100).run()):
+        await wait_until(connected(source), what="connecting")
+        await wait_for_write_group(redis_client, SOURCE)
+        await device.subscribe("#", qos=1)
+        await publish_json(device, STATE, skid_state())
+        await asyncio.wait_for(anext(device.messages), 2)   # our own state message
+        outcome = await request_write(redis_client, SOURCE, "c.pressure", 8.0)
+        assert outcome.status is WriteStatus.REJECTED and "not writable" in outcome.reason
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(anext(device.messages), 0.5)   # nothing was published
+        assert source.counters.writes_rejected == 1
 
 
 async def test_no_host_means_the_embedded_broker_from_the_environment(
