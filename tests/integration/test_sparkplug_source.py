@@ -1,4 +1,4 @@
-"""The Sparkplug B source against a real broker and Redis, with a test edge node (tests/integration/sparkplug_edge.py)."""
+"""The Sparkplug B source against a real broker and Redis, with a test edge node (sparkplug_edge.py)."""
 from __future__ import annotations
 
 import asyncio
