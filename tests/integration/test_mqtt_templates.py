@@ -208,3 +208,22 @@ async def test_topics_left_over_in_a_persistent_session_are_counted_as_unknown(
         await wait_for_latest(redis_client, "now", lambda tv: tv.quality == GOOD)
         await wait_until(lambda: new.counters.unknown_topics == 500, what="the unknown topics counted")
         assert len(new._routes) == 1 and len(new.tags) == 1
+
+
+async def test_template_tags_go_bad_with_the_broker_and_flow_again_after_it_restarts(
+        mqtt_broker, make_source, redis_client):
+    source, writer = make_source(mqtt_broker.port, topic_templates=[{"topic": "plant/+/level", "tag": "{1}.level"}])
+    async with running(writer.run(), source.run()):
+        await wait_until(connected(source), what="connecting")
+        async with aiomqtt.Client("127.0.0.1", mqtt_broker.port) as device:
+            await device.publish("plant/t1/level", b"40", qos=1)
+        await wait_for_latest(redis_client, "t1.level", lambda tv: tv.quality == GOOD)
+        mqtt_broker.stop()
+        assert (await wait_for_latest(redis_client, "t1.level", lambda tv: tv.quality.is_bad)).quality.name \
+            == "BadCommunicationError"
+        mqtt_broker.start()
+        await wait_until(connected(source), timeout_s=10, what="reconnecting")
+        async with aiomqtt.Client("127.0.0.1", mqtt_broker.port) as device:
+            await device.publish("plant/t1/level", b"41", qos=1)
+        assert (await wait_for_latest(redis_client, "t1.level", lambda tv: tv.quality == GOOD)).value == 41.0
+        assert source.counters.template_tags == 1 and source.counters.reconnects == 1
