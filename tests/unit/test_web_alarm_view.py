@@ -1,10 +1,13 @@
 """Alarm rows and the banner summary as the operator sees them."""
 from __future__ import annotations
 
+import asyncio
+
 from domain.alarm_logic import AlarmRecord, AlarmState
 from domain.config_model import Tag
 from tests.unit.web_plant import small_plant
-from web.alarm_actions import clean_ack_request, describe_ack_results, AckResult
+from web.alarm_actions import AckResult, clean_ack_request, describe_ack_results
+from web.alarm_cache import AlarmCache
 from web.alarm_view import alarm_summary, build_alarm_view, sort_shown_alarms
 from web.tag_directory import TagDirectory
 
@@ -82,3 +85,36 @@ def test_a_device_alarm_on_a_discovered_tag_links_to_its_faceplate():
     directory.apply(1, {"F9.temp": Tag(name="F9.temp", source="mq", topic="plant/F9", unit="degC")})
     row = build_alarm_view([device], directory)["rows"][0]
     assert row["has_faceplate"] is True and row["value"] == "81.0 degC"
+
+
+def test_the_alarm_cache_rebuilds_its_view_when_the_tag_directory_changes(monkeypatch):
+    device = AlarmRecord(alarm_id="mq:F9.temp high", tag="F9.temp", kind="high", priority=2, message="F9 hot",
+                         area="Plant", state=AlarmState.UNACK_ACTIVE, state_since_ms=1, device_source="mq",
+                         device_condition="F9.temp high")
+    reads = []
+
+    async def alarm_version(_redis):
+        return 7  # the engine's alarms never change in this test
+
+    async def all_alarms(_redis):
+        reads.append(1)
+        return [device]
+
+    monkeypatch.setattr("web.alarm_cache.read_alarm_version", alarm_version)
+    monkeypatch.setattr("web.alarm_cache.read_all_alarms", all_alarms)
+    directory = TagDirectory(PLANT)
+    cache = AlarmCache(None, directory, poll_s=0.01)
+
+    async def scenario():
+        task = asyncio.create_task(cache.run())
+        await asyncio.sleep(0.05)
+        assert cache.view["rows"][0]["has_faceplate"] is False
+        version = cache.version
+        directory.apply(1, {"F9.temp": Tag(name="F9.temp", source="mq", topic="plant/F9")})
+        await asyncio.sleep(0.05)
+        task.cancel()
+        return version
+
+    version = asyncio.run(scenario())
+    assert cache.view["rows"][0]["has_faceplate"] is True and cache.version == version + 1
+    assert len(reads) == 1  # rebuilt from the records it holds, not read again
