@@ -10,6 +10,7 @@ from __future__ import annotations
 import dash
 from dash import Input, Output, State, callback, clientside_callback, dcc, html
 from dash.exceptions import PreventUpdate
+from redis.exceptions import RedisError
 
 from components.tag_table import TagTable
 from web.discovered_view import DiscoveredView, discovered_view
@@ -68,6 +69,13 @@ def layout(**_query):
                      discovered_block(view, runtime.tags.version)], className="sl-page")
 
 
+async def catch_up(runtime) -> None:
+    try:
+        await runtime.tags.reload_if_changed(runtime.redis)
+    except (RedisError, OSError):
+        pass  # the directory's own loop reports Redis trouble; show what this worker has
+
+
 # The live push carries the tag directory version; pass it on only when it moved.
 clientside_callback(
     """function(data, shown) {
@@ -86,8 +94,12 @@ clientside_callback(
     Input(DISCOVERED_FILTER_ID, "value"),
     prevent_initial_call=True,
 )
-def redraw_discovered(_version, filter_text):
-    if _version is None:
+async def redraw_discovered(version, filter_text):
+    if version is None:
         raise PreventUpdate
-    view = discovered_view(current_runtime().tags.discovered(), filter_text)
+    runtime = await current_runtime().ensure_started()
+    if version > runtime.tags.version:
+        # The push came from another worker that polled the catalog first: catch up now.
+        await catch_up(runtime)
+    view = discovered_view(runtime.tags.discovered(), filter_text)
     return discovered_tables(view), view.summary, view.total == 0
