@@ -465,11 +465,15 @@ class PlantConfig(_Strict):
         """A tag without max_age_s takes its source's, so freshness can be judged from the tag alone."""
         if not isinstance(data, dict) or not isinstance(data.get("sources"), dict) or not isinstance(data.get("tags"), list):
             return data
+        def setting(item: object, key: str) -> object:
+            return item.get(key) if isinstance(item, dict) else getattr(item, key, None)
+
         tags = []
         for tag in data["tags"]:
-            source = data["sources"].get(tag.get("source")) if isinstance(tag, dict) else None
-            if isinstance(source, dict) and source.get("max_age_s") is not None and tag.get("max_age_s") is None:
-                tag = {**tag, "max_age_s": source["max_age_s"]}
+            default = setting(data["sources"].get(setting(tag, "source")), "max_age_s")
+            if default is not None and setting(tag, "max_age_s") is None:
+                tag = {**tag, "max_age_s": default} if isinstance(tag, dict) else \
+                    tag.model_copy(update={"max_age_s": default}) if isinstance(tag, Tag) else tag
             tags.append(tag)
         return {**data, "tags": tags}
 

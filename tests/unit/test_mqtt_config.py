@@ -18,6 +18,9 @@ def test_a_tag_takes_its_sources_max_age_unless_it_has_its_own():
     ])
     assert [config.tag("a").max_age_s, config.tag("b").max_age_s] == [30, 5]
     assert plant({}, [{"name": "a", "source": "broker", "topic": "x/a"}]).tag("a").max_age_s is None
+    built = PlantConfig(sources={"broker": MqttSource(kind="mqtt", max_age_s=12)},
+                        tags=[Tag(name="a", source="broker", topic="x/a")])
+    assert built.tag("a").max_age_s == 12
 
 
 def test_per_tag_qos_and_payload_paths():

@@ -4,11 +4,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from data_sources.mqtt_availability import AvailabilityTracker
 from data_sources.mqtt_templates import Outcome, TopicTemplate, fill_template, topic_matches
 from domain.config_model import DataType, MqttSource, MqttTopicTemplate, Tag
-from domain.payload_paths import parse_quality, read_tags_from_payload
+from domain.payload_paths import PAYLOAD_ERROR_KINDS, PayloadError, parse_quality, read_tags_from_payload
 from domain.quality import BAD, BAD_SENSOR_FAILURE, BAD_TYPE_MISMATCH, GOOD, UNCERTAIN
 
 RECEIVED_MS = 1_700_000_000_000
@@ -122,3 +124,29 @@ def test_availability_by_device_levels():
     assert tracker.announce("plant/r1/status", b"maybe") == (None, [])
     assert tracker.announce("plant/r1/status", b"online") == (True, ["r1.t"])
     assert not tracker.is_offline("r1.t") and tracker.is_offline("fixed")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["v", "t", "q"]), inner, max_size=3),
+    max_leaves=8)
+
+
+@given(st.one_of(json_values, st.floats()))
+def test_a_quality_field_is_a_quality_or_a_payload_error(raw):
+    try:
+        quality = parse_quality(raw)
+    except PayloadError as exc:
+        assert exc.kind == "bad_quality"
+    else:
+        assert 0 <= quality.code <= 0xFFFFFFFF
+
+
+@given(st.one_of(st.binary(max_size=60), json_values.map(lambda v: json.dumps(v).encode())))
+def test_any_payload_gives_one_reading_per_tag_with_a_known_kind(payload):
+    tags = [tag("a", timestamp_path="t", quality_path="q"), tag("b", value_path=None, data_type=DataType.INT)]
+    readings = read_tags_from_payload(payload, tags, RECEIVED_MS)
+    assert [tv.tag for tv, _ in readings] == ["a", "b"]
+    for tv, error in readings:
+        assert (error is None) == (tv.value is not None)
+        assert error is None or error.kind in PAYLOAD_ERROR_KINDS
