@@ -2,12 +2,16 @@
 certificate), persistent sessions and per-tag QoS."""
 from __future__ import annotations
 
+import os
+import subprocess
+
 import aiomqtt
 import pytest
 
 from data_sources.mqtt_source import MqttDataSource
 from domain.config_model import MqttSource, MqttTls, Tag
 from domain.quality import GOOD
+from launcher.embedded_servers import MqttBroker, find_executable
 from tag_store.source_status import ConnectionState
 from tag_store.writer import TagStoreWriter
 from tests.integration.data_source_helpers import latest, running, wait_for_latest, wait_until
@@ -131,3 +135,28 @@ async def test_a_clean_session_gets_nothing_sent_while_away(mqtt_broker, make_so
         await wait_until(connected(source), what="connecting")
         await publish(mqtt_broker.port, "plant/kept", b"2.5", qos=1)
         assert (await wait_for_latest(redis_client, "kept", lambda tv: tv.quality == GOOD)).value == 2.5
+
+
+async def test_a_broker_with_passwords_takes_the_secret_from_the_environment(
+        tmp_path, make_source, redis_client, monkeypatch):
+    password_file = tmp_path / "passwords"
+    subprocess.run([find_executable("mosquitto_passwd") or "mosquitto_passwd", "-b", "-c", str(password_file),
+                    "hmi", "s3cret"], check=True, capture_output=True)
+    password_file.chmod(0o600)
+    stay = "user root\n" if os.geteuid() == 0 else ""
+    broker = MqttBroker(tmp_path / "broker", extra_config=f"{stay}allow_anonymous false\npassword_file {password_file}\n")
+    broker.start()
+    try:
+        monkeypatch.setenv("TEST_MQTT_PASSWORD", "wrong")
+        credentials = {"username": "hmi", "password": {"env": "TEST_MQTT_PASSWORD"}}
+        source, writer = make_source(broker.port, credentials=credentials)
+        assert "authori" in (await refused(source, writer)).lower()
+        monkeypatch.setenv("TEST_MQTT_PASSWORD", "s3cret")
+        source, writer = make_source(broker.port, credentials=credentials)
+        async with running(writer.run(), source.run()):
+            await wait_until(connected(source), what=f"connecting ({source.detail})")
+            async with aiomqtt.Client("127.0.0.1", broker.port, username="hmi", password="s3cret") as device:
+                await device.publish(TOPIC, b"6.5", qos=1)
+            assert (await wait_for_latest(redis_client, "meter.power", lambda tv: tv.quality == GOOD)).value == 6.5
+    finally:
+        broker.stop()

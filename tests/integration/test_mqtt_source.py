@@ -264,3 +264,14 @@ async def test_no_host_means_the_embedded_broker_from_the_environment(
         await wait_until(connected(source), what="connecting")
         await device.publish("plant/utilities/power_kw", b"1.5", qos=1)
         assert (await wait_for_latest(redis_client, "u.power", lambda tv: tv.quality == GOOD)).value == 1.5
+
+
+async def test_a_write_while_the_broker_is_away_is_rejected_with_the_reason(mqtt_broker, make_source, redis_client):
+    source, writer = make_source(mqtt_broker.port)
+    async with running(writer.run(), source.run(), WriteHandler(redis_client, source, block_ms=100).run()):
+        await wait_until(connected(source), what="connecting")
+        await wait_for_write_group(redis_client, SOURCE)
+        mqtt_broker.stop()
+        await wait_until(lambda: source.state is ConnectionState.DISCONNECTED, what="losing the broker")
+        outcome = await request_write(redis_client, SOURCE, "c.setpoint", 8.0)
+        assert outcome.status is WriteStatus.REJECTED and "not connected to the MQTT broker" in outcome.reason
