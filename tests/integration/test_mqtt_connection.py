@@ -8,6 +8,7 @@ import subprocess
 import aiomqtt
 import pytest
 
+from data_sources.base import SourceConfigError
 from data_sources.mqtt_source import MqttDataSource
 from domain.config_model import MqttSource, MqttTls, Tag
 from domain.quality import GOOD
@@ -160,3 +161,10 @@ async def test_a_broker_with_passwords_takes_the_secret_from_the_environment(
             assert (await wait_for_latest(redis_client, "meter.power", lambda tv: tv.quality == GOOD)).value == 6.5
     finally:
         broker.stop()
+
+
+async def test_unreadable_tls_files_fail_at_start_naming_the_source(tmp_path, make_source):
+    with pytest.raises(SourceConfigError, match=f"source {SOURCE}: tls: .*No such file"):
+        make_source(8883, tls=MqttTls(ca_file=str(tmp_path / "missing-ca.pem")))
+    with pytest.raises(SourceConfigError, match="value_path"):
+        make_source(1883, [Tag(name="t", source=SOURCE, topic="a", value_path="a..b")])
