@@ -18,9 +18,14 @@ from domain.freshness import SOURCE_HEARTBEAT_TIMEOUT_S
 from tag_store.source_status import SourceStatus
 
 # Non-zero means values were lost or could not be used: the page highlights these.
-LOSS_COUNTERS = frozenset(
-    {"dropped", "server_queue_overflows", "missed_notifications", "bad_payloads", "connect_failures"}
-)
+# Counters that mean values were lost, refused or could not be placed: marked when non-zero.
+LOSS_COUNTERS = frozenset({
+    "dropped", "server_queue_overflows", "missed_notifications", "bad_payloads", "connect_failures",
+    "payload_too_large", "payload_not_utf8", "payload_not_json", "payload_not_finite", "payload_wrong_type",
+    "payload_bad_timestamp", "payload_bad_quality", "unknown_topics", "template_names_invalid",
+    "template_limit_reached", "sparkplug_seq_gaps", "sparkplug_unknown_aliases", "sparkplug_decode_errors",
+    "device_alarm_events_dropped",
+})
 # The order of data_sources/base.py SourceCounters; counters added later follow by name.
 COUNTER_ORDER = (
     "received", "bad_payloads", "dropped", "missed_notifications", "server_queue_overflows",

@@ -105,3 +105,10 @@ tags:
     text = repr([r.as_dict() for r in rows.values()])
     for secret in ("plc-user", "s3cret", "opc-login", "mq-login", "OPC_PASSWORD", "/run/pw"):
         assert secret not in text
+
+
+def test_mqtt_and_sparkplug_refusals_are_marked_as_loss_but_their_ordinary_activity_is_not():
+    counters = {"unknown_topics": 2, "sparkplug_seq_gaps": 1, "payload_not_json": 3,
+                "template_tags": 40, "sparkplug_births": 5, "devices_offline": 1}
+    row = rows_by_name(PLANT, {"opc": status("opc", 0, counters)})["opc"]
+    assert {c.name for c in row.counters if c.loss} == {"unknown_topics", "sparkplug_seq_gaps", "payload_not_json"}
