@@ -14,20 +14,16 @@ BadNoCommunication at once; a lost broker connection turns every tag BadCommunic
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import time
 
 import aiomqtt
-from redis.exceptions import RedisError
 
-from data_sources.backoff import Backoff
-from data_sources.base import DataSource, SourceConfigError, WriteResult, now_ms
-from data_sources.mqtt_connection import broker_address, new_client, read_credentials
-from data_sources.mqtt_source import DropOldestQueue, ReadbackWaiters
+from data_sources.base import SourceConfigError, WriteResult, now_ms
+from data_sources.broker_source import BrokerSource
 from data_sources.sparkplug.codec import decode, encode
 from domain.config_model import DataType, SparkplugSource, Tag
-from domain.quality import BAD_COMMUNICATION_ERROR, BAD_TYPE_MISMATCH
+from domain.quality import BAD_TYPE_MISMATCH
 from domain.sparkplug_host import BirthMetric, MetricUpdate, Outcome, Problem, RebirthLimiter, SparkplugHost
 from domain.sparkplug_model import (
     BAD_DEATH,
@@ -49,19 +45,13 @@ from domain.sparkplug_model import (
     tag_name_for,
 )
 from domain.tag_value import ScalarValue, TagValue
-from domain.write_rules import readback_matches
-from tag_store.source_status import ConnectionState
-from tag_store.tag_catalog import publish_discovered_tags
-from tag_store.write_requests import WriteStatus
 
-MAX_QUEUED_MESSAGES = 10_000
 MAX_DISCOVERED_TAGS = 100_000
 MAX_LOGGED_PLACES = 1_000          # edge nodes whose bad payloads were logged (then only counted)
 PAYLOAD_SAMPLE_BYTES = 120
-CATALOG_RETRY_S = 1.0
 
 
-class SparkplugDataSource(DataSource):
+class SparkplugDataSource(BrokerSource):
     kind = "sparkplug"
     config: SparkplugSource
 
@@ -69,8 +59,6 @@ class SparkplugDataSource(DataSource):
         super().__init__(*args, **kwargs)
         self._state_timestamp_ms = 0
         try:
-            self.host, self.port = broker_address(self.config)
-            self._username, self._password = read_credentials(self.config)
             self._new_client()  # TLS files and settings are checked now, not at the first connection
         except SourceConfigError as exc:
             raise SourceConfigError(f"source {self.name}: {exc}") from None
@@ -85,59 +73,25 @@ class SparkplugDataSource(DataSource):
                 key = parse_metric_address(tag.metric)
                 self._index(key, tag.name)
                 self._configured_keys.add(key)
-        self._catalog_pending: dict[str, Tag] = {}
-        self._catalog_wakeup = asyncio.Event()
-        self._client: aiomqtt.Client | None = None
-        self._readback = ReadbackWaiters()
         self._logged_places: set[str] = set()
         self._state_task: asyncio.Task | None = None
 
     # -- connection
 
-    async def run(self) -> None:
-        self.publish_waiting_for_initial_data()
-        catalog = asyncio.create_task(self._publish_catalog(), name=f"catalog-{self.name}")
-        try:
-            await self._connection_loop()
-        finally:
-            catalog.cancel()
+    async def _on_connected(self, client: aiomqtt.Client) -> str:
+        topics = subscriptions(self.config.group_ids, self._state_host_id)
+        await client.subscribe([(topic, self.config.qos) for topic in topics])
+        await self._publish_state(client, online=True)
+        return f"following {', '.join(topics)}"
 
-    async def _connection_loop(self) -> None:
-        backoff = Backoff(initial_s=0.5, max_s=self.config.reconnect_max_delay_s)
-        where = f"{self.host}:{self.port}"
-        while True:
-            self.set_state(ConnectionState.CONNECTING, f"connecting to {where}")
-            reason = "the broker ended the connection"
-            try:
-                self._state_timestamp_ms = now_ms()
-                async with self._new_client() as client:
-                    topics = subscriptions(self.config.group_ids, self._state_host_id)
-                    await client.subscribe([(topic, self.config.qos) for topic in topics])
-                    await self._publish_state(client, online=True)
-                    self._client = client
-                    self.counters.reconnects += self.counters.connects > 0
-                    self.counters.connects += 1
-                    self.set_state(ConnectionState.CONNECTED, f"following {', '.join(topics)} on {where}")
-                    self.connection_log.connected(f"connected to {where}, following {', '.join(topics)}")
-                    backoff.reset()
-                    async for message in client.messages:
-                        self._on_message(message.topic.value, message.payload)
-                        if self._rebirths_due:
-                            await self._request_rebirths(client)
-            except aiomqtt.MqttError as exc:
-                reason = str(exc) or type(exc).__name__
-            except Exception as exc:  # noqa: BLE001 - the source must go on; this one is a defect, so loud
-                self.log.exception("source %s: unexpected error, reconnecting", self.name)
-                reason = f"unexpected {type(exc).__name__}: {exc}"
-            finally:
-                self._client = None
-            # What happened while we were away is unknown: every node must be born again to us.
-            self.sparkplug.forget_all()
-            self.mark_all_bad(BAD_COMMUNICATION_ERROR)
-            self.counters.connect_failures += 1
-            self.set_state(ConnectionState.DISCONNECTED, reason)
-            self.connection_log.failed(f"broker {where}: {reason}")
-            await asyncio.sleep(backoff.next_delay_s())
+    async def _on_broker_message(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+        self._on_message(message.topic.value, message.payload)
+        if self._rebirths_due:
+            await self._request_rebirths(client)
+
+    def _on_connection_lost(self) -> None:
+        # What happened while we were away is unknown: every node must be born again to us.
+        self.sparkplug.forget_all()
 
     @property
     def _state_host_id(self) -> str | None:
@@ -147,13 +101,12 @@ class SparkplugDataSource(DataSource):
         # The birth and its will carry the same timestamp (Sparkplug 3.0, host application STATE).
         return json.dumps({"online": online, "timestamp": self._state_timestamp_ms}).encode()
 
-    def _new_client(self) -> aiomqtt.Client:
-        will = None
-        if self._state_host_id is not None:
-            will = aiomqtt.Will(state_topic(self._state_host_id), self._state_payload(False), qos=1, retain=True)
-        return new_client(self.config, self.host, self.port, self._username, self._password, will=will,
-                          queue_type=functools.partial(DropOldestQueue, self.counters),
-                          max_queued_incoming=MAX_QUEUED_MESSAGES)
+    def _will(self) -> aiomqtt.Will | None:
+        if self._state_host_id is None:
+            return None
+        # Made for each connection: its STATE birth and this will carry the same, new timestamp.
+        self._state_timestamp_ms = now_ms()
+        return aiomqtt.Will(state_topic(self._state_host_id), self._state_payload(False), qos=1, retain=True)
 
     async def _publish_state(self, client: aiomqtt.Client, *, online: bool) -> None:
         if self._state_host_id is not None:
@@ -231,8 +184,7 @@ class SparkplugDataSource(DataSource):
                 continue
             tv = TagValue(name, value, quality, update.source_time_ms, now_ms(), update.source_time_is_receive_time)
             self.publish_value(tv)
-            if self._readback:
-                self._readback.offer(tv)
+            self._offer_readback(tv)
 
     def _mark_dead(self, node: NodeKey, device: str | None) -> None:
         at_ms = now_ms()
@@ -298,36 +250,12 @@ class SparkplugDataSource(DataSource):
             else:
                 self.tags[self.tags.index(known)] = tag
             self.tags_by_name[name] = tag
-            self._catalog_pending[name] = tag
-            self._catalog_wakeup.set()
-
-    async def _publish_catalog(self) -> None:
-        """Discovered definitions to sl:tag_catalog; kept (bounded by the tags themselves) while Redis is away."""
-        failing = False
-        while True:
-            await self._catalog_wakeup.wait()
-            self._catalog_wakeup.clear()
-            pending, self._catalog_pending = self._catalog_pending, {}
-            try:
-                await publish_discovered_tags(self._store.redis, list(pending.values()))
-                if failing:
-                    self.log.info("source %s: discovered tags reach the catalog again", self.name)
-                failing = False
-            except (RedisError, OSError) as exc:
-                if not failing:
-                    self.log.error("source %s: cannot publish discovered tags: %s (retrying)", self.name, exc)
-                failing = True
-                self._catalog_pending = {**pending, **self._catalog_pending}
-                self._catalog_wakeup.set()
-                await asyncio.sleep(CATALOG_RETRY_S)
+            self._discovered(tag)
 
     # -- writes
 
     async def write(self, tag: Tag, value: ScalarValue, timeout_s: float) -> WriteResult:
         """NCMD / DCMD with the metric by name (and alias), QoS 0; confirmed by the next NDATA / DDATA."""
-        client = self._client
-        if client is None:
-            return WriteResult.rejected(f"not connected to the MQTT broker {self.host}:{self.port}")
         if tag.metric is None:
             return WriteResult.rejected(f"{tag.name} has no Sparkplug B metric")
         key = parse_metric_address(tag.metric)
@@ -341,26 +269,9 @@ class SparkplugDataSource(DataSource):
         at_ms = now_ms()
         payload = encode(Payload(timestamp_ms=at_ms, metrics=(Metric(
             name=key.name, alias=self.sparkplug.alias_of(key), timestamp_ms=at_ms, datatype=datatype, raw=raw),)))
-        confirmed = self._readback.expect(tag.name, lambda readback: readback_matches(tag, value, readback))
-        deadline_s = asyncio.get_running_loop().time() + timeout_s
-        try:
-            await asyncio.wait_for(client.publish(command_topic(key), payload, qos=0), timeout_s)
-        except (aiomqtt.MqttError, TimeoutError) as exc:
-            self._readback.forget(tag.name, confirmed)
-            return WriteResult.rejected(f"the command could not be published: {type(exc).__name__}: {exc}")
         kind = "DCMD" if key.device else "NCMD"
-        try:
-            remaining_s = max(0.0, deadline_s - asyncio.get_running_loop().time())
-            readback = await asyncio.wait_for(confirmed, remaining_s)
-            return WriteResult(WriteStatus.DONE, f"{kind} sent and confirmed by the edge node's data", readback)
-        except TimeoutError:
-            latest = self.latest(tag.name)
-            readback = latest.value if latest is not None else None
-            return WriteResult(WriteStatus.TIMED_OUT,
-                               f"{kind} sent, but the edge node did not report the value within {timeout_s:g} s"
-                               f" (last {readback!r})", readback)
-        finally:
-            self._readback.forget(tag.name, confirmed)
+        return await self._publish_and_confirm(tag, value, command_topic(key), payload, 0, timeout_s,
+                                               f"{kind} sent", "the edge node's data")
 
 
 def _as_tag_type(tag: Tag, value: ScalarValue) -> ScalarValue:
