@@ -106,7 +106,11 @@ class TagStoreWriter:
                         return  # Redis away at a stop: drain() may still retry, within its timeout
                     await asyncio.sleep(0.5)  # Redis away: keep buffering, retry
                     break
-            if self._stopping:
+                # What arrived during that write waits for the next tick unless it fills a batch:
+                # flushing it at once made a steady stream go out in pipelines of a few samples each.
+                if len(self._pending) < self._max_batch and not self._stopping:
+                    break
+            if self._stopping and not self._pending:
                 return
 
     def stop(self) -> None:
