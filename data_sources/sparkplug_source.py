@@ -37,6 +37,7 @@ from domain.sparkplug_model import (
     SparkplugDecodeError,
     SparkplugType,
     command_topic,
+    is_session_metric,
     parse_metric_address,
     parse_topic,
     raw_for_write,
@@ -227,7 +228,7 @@ class SparkplugDataSource(BrokerSource):
             return
         for birth in births:
             data_type = STACKLIGHT_TYPES.get(birth.datatype)
-            if data_type is None or birth.key in self._configured_keys:
+            if data_type is None or birth.key in self._configured_keys or is_session_metric(birth.key.name):
                 continue
             name = tag_name_for(self.config.tag_template, birth.key)
             known = self.tags_by_name.get(name or "")

@@ -22,6 +22,7 @@ STATE_GROUP = "STATE"
 SEQ_MODULUS = 256
 BD_SEQ_METRIC = "bdSeq"
 REBIRTH_METRIC = "Node Control/Rebirth"
+NODE_CONTROL_FOLDER = "Node Control/"
 UNITS_PROPERTY = "EngineeringUnits"
 QUALITY_PROPERTY = "Quality"
 
@@ -303,6 +304,12 @@ _TEMPLATE_FIELD = re.compile(r"\{(\w*)\}")
 TEMPLATE_FIELDS = ("group", "node", "device", "metric")
 _NOT_ALLOWED = re.compile(r"[^A-Za-z0-9_.\-]")
 _TAG_NAME = re.compile(TAG_NAME_PATTERN)
+
+
+def is_session_metric(name: str) -> bool:
+    """bdSeq and the Node Control/* metrics belong to the Sparkplug session, not the process: never tags by
+    themselves (a configured tag may still name one)."""
+    return name == BD_SEQ_METRIC or name.startswith(NODE_CONTROL_FOLDER)
 
 
 def check_tag_template(template: str) -> None:

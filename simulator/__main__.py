@@ -21,6 +21,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mqtt-port", type=int, default=1883, help="MQTT broker port (default 1883)")
     parser.add_argument("--no-opcua", action="store_true", help="do not serve OPC UA")
     parser.add_argument("--no-mqtt", action="store_true", help="do not publish to MQTT")
+    parser.add_argument("--no-sparkplug", action="store_true",
+                        help="do not run the packaging line's Sparkplug B edge node (it needs MQTT)")
     parser.add_argument("--extra-tags", type=int, default=0, metavar="N",
                         help="add N synthetic Double variables Extra.Tag00001... for load tests")
     parser.add_argument("--extra-rate-hz", type=float, default=1.0, metavar="R",
@@ -41,6 +43,7 @@ def options_from(args: argparse.Namespace) -> SimulatorOptions:
         opcua_port=None if args.no_opcua else args.opcua_port,
         mqtt_host=None if args.no_mqtt else args.mqtt_host,
         mqtt_port=args.mqtt_port,
+        sparkplug=not args.no_sparkplug,
         extra_tags=0 if args.no_opcua else args.extra_tags,
         extra_rate_hz=args.extra_rate_hz,
     )

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from simulator.mqtt_unit import MqttUnit
+from simulator.sparkplug_edge import SparkplugEdge
 from simulator.opcua_server import PlantOpcUaServer
 from simulator.process_model import ProcessModel
 
@@ -31,6 +32,8 @@ class SimulatorOptions:
     step_interval_s: float = 0.1
     mqtt_state_interval_s: float = 1.0
     mqtt_meter_interval_s: float = 2.0
+    sparkplug: bool = True  # the packaging line as a Sparkplug B edge node (on the MQTT broker)
+    sparkplug_interval_s: float = 1.0
     seed: int = 101
 
 
@@ -73,6 +76,9 @@ async def running_simulator(options: SimulatorOptions) -> AsyncIterator[RunningS
                                 meter_interval_s=options.mqtt_meter_interval_s)
             sim.tasks.append(asyncio.create_task(sim.mqtt.run(), name="mqtt-unit"))
             _log.info("MQTT unit publishing to %s:%d (stacklight/demo/...)", options.mqtt_host, options.mqtt_port)
+            if options.sparkplug:
+                edge = SparkplugEdge(options.mqtt_host, options.mqtt_port, options.sparkplug_interval_s)
+                sim.tasks.append(asyncio.create_task(edge.run(), name="sparkplug-edge"))
         sim.tasks.append(asyncio.create_task(
             _plant_loop(sim.model, sim.opcua, options.step_interval_s), name="plant"))
         yield sim

@@ -273,3 +273,9 @@ def test_a_damaged_payload_raises_only_the_decode_error(position, byte):
         decode(bytes(data))
     except SparkplugDecodeError:
         pass
+
+
+def test_session_metrics_are_not_process_values():
+    from domain.sparkplug_model import is_session_metric
+    assert is_session_metric("bdSeq") and is_session_metric("Node Control/Rebirth")
+    assert not is_session_metric("Properties/Uptime") and not is_session_metric("Node Controller")
