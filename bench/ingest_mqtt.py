@@ -38,6 +38,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from bench.measure import percentile, process_cpu_s
 
 WARMUP_S = 3.0
 # After the window, time for late messages to arrive before counting: late is not lost.
@@ -127,22 +128,6 @@ def read_sent(sent_file: Path) -> list[tuple[int, int]]:
 
 
 # --- measuring ----------------------------------------------------------------------------------
-
-
-def process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of another process, from /proc (Linux)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / 100  # utime, stime in clock ticks (USER_HZ = 100)
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def publish_time_ms(payload: bytes, payload_kind: str) -> float:

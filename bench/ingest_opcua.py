@@ -27,6 +27,7 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from bench.measure import percentile, process_cpu_s
 
 NAMESPACE = "urn:stacklight:bench"
 WARMUP_S = 3.0
@@ -82,24 +83,8 @@ async def serve(port: int, tags: int, rate_hz: float, ticks_file: Path) -> None:
 # --- the two clients ----------------------------------------------------------------------------
 
 
-def process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of another process, from /proc (Linux)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / 100  # utime, stime in clock ticks (USER_HZ = 100)
-
-
 def tick_times_ms(ticks_file: Path) -> list[int]:
     return [int(line) for line in ticks_file.read_text().split()]
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def spread(tags: int, connections: int, items_per_subscription: int) -> list[list[list[int]]]:
