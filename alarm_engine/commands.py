@@ -10,9 +10,9 @@ import uuid
 from dataclasses import asdict, dataclass
 
 import redis.asyncio as aioredis
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tag_store import keys
+from tag_store.action_results import wait_for_answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,13 +38,10 @@ async def submit_command(redis: aioredis.Redis, action: str, alarm_id: str, user
 
 
 async def wait_for_command_outcome(redis: aioredis.Redis, request_id: str, timeout_s: float) -> CommandOutcome:
-    try:
-        reply = await redis.blpop([keys.action_result(request_id)], timeout=timeout_s)
-    except RedisTimeoutError:  # the client's socket timeout came first
-        reply = None
-    if reply is None:
+    data = await wait_for_answer(redis, request_id, timeout_s)
+    if data is None:
         return CommandOutcome(request_id, False, "the alarm engine did not answer (is it running?)")
-    return CommandOutcome(**json.loads(reply[1]))
+    return CommandOutcome(**data)
 
 
 async def request_acknowledge(

@@ -18,10 +18,10 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 
 import redis.asyncio as aioredis
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from domain.device_alarms import ConditionEvent, SourceEvent
 from tag_store import keys
+from tag_store.action_results import post_answer, wait_for_answer
 from tag_store.consumer_groups import consume_group
 
 log = logging.getLogger(__name__)
@@ -114,19 +114,12 @@ async def submit_device_ack(redis: aioredis.Redis, source: str, request: DeviceA
 
 
 async def answer_device_ack(redis: aioredis.Redis, answer: DeviceAckAnswer) -> None:
-    key = keys.action_result(answer.request_id)
-    pipe = redis.pipeline(transaction=False)
-    pipe.rpush(key, json.dumps(asdict(answer)))
-    pipe.expire(key, keys.ACTION_RESULT_TTL_S)
-    await pipe.execute()
+    await post_answer(redis, answer.request_id, asdict(answer))
 
 
 async def wait_for_device_ack(redis: aioredis.Redis, request_id: str, timeout_s: float) -> DeviceAckAnswer | None:
-    try:
-        reply = await redis.blpop([keys.action_result(request_id)], timeout=timeout_s)
-    except RedisTimeoutError:  # the client's socket timeout came first
-        reply = None
-    return None if reply is None else DeviceAckAnswer(**json.loads(reply[1]))
+    data = await wait_for_answer(redis, request_id, timeout_s)
+    return None if data is None else DeviceAckAnswer(**data)
 
 
 async def consume_device_acks(

@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 
 from domain.tag_value import ScalarValue
 from tag_store import keys
+from tag_store.action_results import post_answer, wait_for_answer
 from tag_store.consumer_groups import consume_group
 
 log = logging.getLogger(__name__)
@@ -61,19 +62,14 @@ async def submit_write(redis: aioredis.Redis, source: str, request: WriteRequest
 
 
 async def answer_write(redis: aioredis.Redis, outcome: WriteOutcome) -> None:
-    key = keys.action_result(outcome.request_id)
-    pipe = redis.pipeline(transaction=False)
-    pipe.rpush(key, json.dumps(asdict(outcome)))
-    pipe.expire(key, keys.ACTION_RESULT_TTL_S)
-    await pipe.execute()
+    await post_answer(redis, outcome.request_id, asdict(outcome))
 
 
 async def wait_for_outcome(redis: aioredis.Redis, request_id: str, timeout_s: float) -> WriteOutcome | None:
     """The answer, or None if none came within timeout_s."""
-    reply = await redis.blpop([keys.action_result(request_id)], timeout=timeout_s)
-    if reply is None:
+    data = await wait_for_answer(redis, request_id, timeout_s)
+    if data is None:
         return None
-    data = json.loads(reply[1])
     data["status"] = WriteStatus(data["status"])
     return WriteOutcome(**data)
 
