@@ -92,7 +92,7 @@ def test_broken_yaml_and_missing_file_are_clear(tmp_path):
 def test_the_shipped_demo_plant_is_valid():
     config = load_config(DEFAULT_CONFIG_PATH, {})
     assert len(config.tags) >= 20
-    assert {s.kind for s in config.sources.values()} == {"opcua", "mqtt"}
+    assert {s.kind for s in config.sources.values()} == {"opcua", "mqtt", "sparkplug"}
 
 
 def test_opcua_item_settings_are_per_tag_with_source_defaults():
