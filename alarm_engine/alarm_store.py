@@ -6,7 +6,7 @@ from dataclasses import asdict, fields
 
 import redis.asyncio as aioredis
 
-from domain.alarm_logic import AlarmRecord, AlarmState, AlarmTransition
+from domain.alarms.records import AlarmRecord, AlarmState, AlarmTransition
 from tag_store import keys
 
 # Bumped on every change of sl:alarms so readers poll one small key, not the hash.

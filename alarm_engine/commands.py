@@ -15,13 +15,20 @@ from tag_store import keys
 from tag_store.action_results import wait_for_answer
 
 
+# What an operator (or engineer) can ask of an alarm; web/roles.py says who may ask what.
+ACTIONS = ("acknowledge", "reset", "shelve", "unshelve", "remove_from_service", "return_to_service")
+
+
 @dataclass(frozen=True, slots=True)
 class AlarmCommand:
     request_id: str
-    action: str  # "acknowledge"
+    action: str  # one of ACTIONS
     alarm_id: str
     user: str
     comment: str | None = None
+    # shelve only: how long, or until the condition clears (one-shot)
+    duration_s: float | None = None
+    one_shot: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +38,9 @@ class CommandOutcome:
     reason: str = ""
 
 
-async def submit_command(redis: aioredis.Redis, action: str, alarm_id: str, user: str, comment: str | None) -> str:
-    command = AlarmCommand(uuid.uuid4().hex, action, alarm_id, user, comment)
+async def submit_command(redis: aioredis.Redis, action: str, alarm_id: str, user: str, comment: str | None,
+                         duration_s: float | None = None, one_shot: bool = False) -> str:
+    command = AlarmCommand(uuid.uuid4().hex, action, alarm_id, user, comment, duration_s, one_shot)
     await redis.xadd(keys.ALARM_COMMANDS, {"c": json.dumps(asdict(command))}, maxlen=100_000, approximate=True)
     return command.request_id
 
@@ -44,11 +52,19 @@ async def wait_for_command_outcome(redis: aioredis.Redis, request_id: str, timeo
     return CommandOutcome(**data)
 
 
+async def request_action(
+    redis: aioredis.Redis, action: str, alarm_id: str, user: str, comment: str | None = None, *,
+    duration_s: float | None = None, one_shot: bool = False, timeout_s: float = 5.0,
+) -> CommandOutcome:
+    """Ask the engine to act on one alarm and wait for its answer (refusals carry the reason)."""
+    request_id = await submit_command(redis, action, alarm_id, user, comment, duration_s, one_shot)
+    return await wait_for_command_outcome(redis, request_id, timeout_s)
+
+
 async def request_acknowledge(
     redis: aioredis.Redis, alarm_id: str, user: str, comment: str | None = None, timeout_s: float = 5.0
 ) -> CommandOutcome:
-    request_id = await submit_command(redis, "acknowledge", alarm_id, user, comment)
-    return await wait_for_command_outcome(redis, request_id, timeout_s)
+    return await request_action(redis, "acknowledge", alarm_id, user, comment, timeout_s=timeout_s)
 
 
 def parse_command(fields: dict | None) -> AlarmCommand | None:

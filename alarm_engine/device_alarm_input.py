@@ -22,7 +22,7 @@ from redis.exceptions import RedisError, ResponseError
 from alarm_engine.alarm_store import ALARM_VERSION, queue_record_writes
 from alarm_engine.commands import AlarmCommand, CommandOutcome, queue_outcome
 from domain import device_alarms
-from domain.alarm_logic import AlarmRecord, AlarmTransition
+from domain.alarms.records import AlarmRecord, AlarmTransition
 from domain.config_model import DeviceAlarms, PlantConfig
 from domain.device_alarms import ConditionEvent, OperatorAck, SourceEvent
 from tag_store import keys

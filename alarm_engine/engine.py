@@ -10,58 +10,44 @@ import asyncio
 import json
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Callable
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
+from alarm_engine.actions import decide_command
+from alarm_engine.alarm_catalog import AlarmCatalog, build_catalog
 from alarm_engine.alarm_store import decode_record, queue_record_writes
-from alarm_engine.commands import CommandOutcome, parse_command, queue_outcome
+from alarm_engine.commands import parse_command, queue_outcome
 from alarm_engine.device_alarm_input import DeviceAlarmInput
-from domain import alarm_logic
-from domain.alarm_logic import AlarmRecord, AlarmTransition
-from domain.config_model import LimitAlarm, PlantConfig
-from domain.quality import quality_from_code
+from domain.alarms import state_model
+from domain.alarms.conditions import AlarmInput, as_number, is_suppressed, raw_condition
+from domain.alarms.records import AlarmRecord, AlarmTransition
+from domain.config_model import PlantConfig
+from domain.quality import Quality, quality_from_code
 from tag_store import keys
 from tag_store.cancellation import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
 COMMAND_GROUP = "alarm_engine"
-
-
-@dataclass(frozen=True, slots=True)
-class ConfiguredAlarm:
-    tag: str
-    kind: str
-    limit: LimitAlarm
-    area: str
-    unit: str
-
-
-def configured_alarms(config: PlantConfig) -> dict[str, ConfiguredAlarm]:
-    found = {}
-    for tag in config.tags:
-        if tag.alarms is None:
-            continue
-        for kind, limit in tag.alarms.items():
-            alarm_id = alarm_logic.alarm_id_for(tag.name, kind)
-            found[alarm_id] = ConfiguredAlarm(tag.name, kind, limit, tag.area, tag.unit)
-    return found
+TICK_S = 0.25
+NO_INPUT = (None, 0x80310000, 0)  # never seen: Bad_NoCommunication, no value
 
 
 class AlarmEngine:
     def __init__(self, redis: aioredis.Redis, config: PlantConfig, clock_ms: Callable[[], int] | None = None):
         self._redis = redis
-        self._alarms = configured_alarms(config)
-        self._alarms_by_tag: dict[str, list[str]] = {}
-        for alarm_id, alarm in self._alarms.items():
-            self._alarms_by_tag.setdefault(alarm.tag, []).append(alarm_id)
+        self._catalog: AlarmCatalog = build_catalog(config)
+        self._alarms = self._catalog.alarms
         self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
         self.records: dict[str, AlarmRecord] = {}
-        # Latest input per tag, for re-evaluating on-/off-delays between changes.
-        self._inputs: dict[str, tuple[float | None, int]] = {}
+        # Latest input per tag (value, quality code, source time ms): delays, deviation setpoints
+        # and design suppression need other tags' values between their changes.
+        self._inputs: dict[str, tuple[object, int, int]] = {}
+        # alarm id -> when time alone next changes it (delay, re-alarm, shelve end)
+        self._deadlines: dict[str, int] = {}
         self._cursor: str = "0-0"
         # Serialises "decide, then persist", so Redis always holds states in decision order.
         self._lock = asyncio.Lock()
@@ -84,7 +70,9 @@ class AlarmEngine:
         removed = [k.decode() for k in stored if k.decode() not in self.records]
         for alarm_id, alarm in self._alarms.items():
             if alarm_id not in self.records:
-                self.records[alarm_id] = alarm_logic.new_record(alarm.tag, alarm.kind, alarm.limit, alarm.area, alarm.unit, now)
+                self.records[alarm_id] = alarm.new_record(now)
+        for alarm_id in self._alarms:
+            self._update_deadline(alarm_id)
         pipe = self._redis.pipeline(transaction=False)
         if removed:
             pipe.hdel(keys.ALARMS, *removed)
@@ -95,13 +83,22 @@ class AlarmEngine:
             await self._evaluate_snapshot()
         else:
             self._cursor = cursor.decode()
+            await self._seed_inputs()
         log.info("alarm engine: %d alarms configured, resuming after change %s", len(self._alarms), self._cursor)
 
     def _with_current_config(self, record: AlarmRecord) -> AlarmRecord:
-        """Keep the persisted state, but take priority and text from today's configuration."""
+        """Keep the persisted state, but take priority, text and area from today's configuration."""
         alarm = self._alarms[record.alarm_id]
-        fresh = alarm_logic.new_record(alarm.tag, alarm.kind, alarm.limit, alarm.area, alarm.unit, 0)
-        return replace(record, priority=fresh.priority, message=fresh.message, area=fresh.area)
+        return replace(record, priority=alarm.alarm.priority, message=alarm.message, area=alarm.area)
+
+    async def _seed_inputs(self) -> None:
+        """After a restart: the latest value of every tag an alarm reads, for setpoints and suppression."""
+        names = sorted(self._catalog.input_tags)
+        if not names:
+            return
+        for name, raw in zip(names, await self._redis.hmget(keys.LATEST, names)):
+            if raw is not None:
+                self._remember_input(name, json.loads(raw))
 
     async def _evaluate_snapshot(self) -> None:
         """First start: judge the current values, then follow the feed from its newest entry."""
@@ -114,7 +111,7 @@ class AlarmEngine:
     async def run(self) -> None:
         await self.load()
         loops = [asyncio.create_task(loop()) for loop in (
-            self._follow_changes, self._serve_commands, self._tick_delays, self._device.run)]
+            self._follow_changes, self._serve_commands, self._tick, self._device.run)]
         try:
             # If one loop fails (Redis gone) the others stop with it, and its error propagates.
             done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_EXCEPTION)
@@ -122,7 +119,14 @@ class AlarmEngine:
                 task.result()
         finally:
             # Not a TaskGroup: on Python 3.11 a loop inside redis-py can swallow one cancellation.
-            await cancel_and_wait(loops)
+            # The clean-up itself is shielded: a repeated cancel of run() must not leave a loop
+            # behind, answering commands from a stale memory of the records.
+            cleanup = asyncio.ensure_future(cancel_and_wait(loops))
+            while not cleanup.done():
+                try:
+                    await asyncio.shield(cleanup)
+                except asyncio.CancelledError:
+                    continue
 
     async def _follow_changes(self) -> None:
         while True:
@@ -131,54 +135,98 @@ class AlarmEngine:
                 for entry_id, fields in entries:
                     await self._apply_batch(json.loads(fields[b"b"]), entry_id.decode())
 
+    def _remember_input(self, tag: str, encoded: dict) -> None:
+        self._inputs[tag] = (encoded.get("v"), int(encoded["q"]), int(encoded.get("ts") or 0))
+
     async def _apply_batch(self, batch: dict[str, dict], cursor: str) -> None:
         now = self._clock_ms()
         async with self._lock:
-            changed: list[AlarmRecord] = []
+            changed: dict[str, AlarmRecord] = {}
             transitions: list[AlarmTransition] = []
+            touched: set[str] = set()
             for tag, encoded in batch.items():
-                alarm_ids = self._alarms_by_tag.get(tag)
-                if not alarm_ids:
+                inputs_of = self._catalog.by_input_tag.get(tag)
+                suppressed_by = self._catalog.by_suppressing_tag.get(tag)
+                if not inputs_of and not suppressed_by:
                     continue
-                value = encoded.get("v")
-                numeric = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-                self._inputs[tag] = (numeric, int(encoded["q"]))
-                for alarm_id in alarm_ids:
-                    self._evaluate_one(alarm_id, numeric, int(encoded["q"]), now, changed, transitions)
+                self._remember_input(tag, encoded)
+                for alarm_id in inputs_of or ():
+                    window = self._catalog.rate_windows.get(alarm_id)
+                    number = as_number(encoded.get("v"))
+                    if window is not None and number is not None and self._alarms[alarm_id].tag == tag \
+                            and not quality_from_code(int(encoded["q"])).is_bad:
+                        window.add(int(encoded.get("ts") or now), number)
+                    touched.add(alarm_id)
+                for alarm_id in suppressed_by or ():
+                    self._apply(alarm_id, self._judge_suppression(alarm_id, now), changed, transitions)
+            for alarm_id in touched:
+                self._apply(alarm_id, self._evaluate(alarm_id, now), changed, transitions)
             self._cursor = cursor
             pipe = self._redis.pipeline(transaction=True)
-            queue_record_writes(pipe, changed, transitions)
+            queue_record_writes(pipe, list(changed.values()), transitions)
             pipe.set(keys.ALARM_ENGINE_CURSOR, cursor)
             await pipe.execute()
 
-    def _evaluate_one(
-        self, alarm_id: str, value: float | None, quality_code: int, now: int,
-        changed: list[AlarmRecord], transitions: list[AlarmTransition],
-    ) -> None:
-        before = self.records[alarm_id]
-        after, events = alarm_logic.evaluate(before, self._alarms[alarm_id].limit, value, quality_from_code(quality_code), now)
-        if after != before:
-            self.records[alarm_id] = after
-            changed.append(after)
-            transitions.extend(events)
+    def _input_for(self, alarm_id: str) -> AlarmInput:
+        alarm = self._alarms[alarm_id]
+        value, quality_code, _ = self._inputs.get(alarm.tag, NO_INPUT)
+        setpoint = None
+        setpoint_tag = getattr(alarm.alarm, "setpoint_tag", None)
+        if setpoint_tag is not None:
+            sp_value, sp_quality, _ = self._inputs.get(setpoint_tag, NO_INPUT)
+            setpoint = None if quality_from_code(sp_quality).is_bad else as_number(sp_value)
+        window = self._catalog.rate_windows.get(alarm_id)
+        return AlarmInput(value, quality_from_code(quality_code), setpoint,
+                          window.rate_per_s() if window is not None else None)
 
-    async def _tick_delays(self) -> None:
-        """On-/off-delays expire with time, not only with new values: re-evaluate waiting alarms."""
+    def _evaluate(self, alarm_id: str, now: int) -> tuple[AlarmRecord, list[AlarmTransition]]:
+        record = self.records[alarm_id]
+        alarm = self._alarms[alarm_id]
+        data = self._input_for(alarm_id)
+        condition = raw_condition(alarm.kind, alarm.alarm, data, record.condition_active)
+        return state_model.evaluate(record, alarm.rules, condition, data.value, now)
+
+    def _judge_suppression(self, alarm_id: str, now: int) -> tuple[AlarmRecord, list[AlarmTransition]]:
+        condition = self._alarms[alarm_id].alarm.suppressed_when
+        value, quality_code, _ = self._inputs.get(condition.tag, NO_INPUT)
+        quality: Quality = quality_from_code(quality_code)
+        return state_model.set_design_suppression(self.records[alarm_id], is_suppressed(condition, value, quality), now)
+
+    def _apply(self, alarm_id: str, result: tuple[AlarmRecord, list[AlarmTransition]],
+               changed: dict[str, AlarmRecord], transitions: list[AlarmTransition]) -> None:
+        after, events = result
+        if after is self.records[alarm_id] or after == self.records[alarm_id]:
+            return
+        self.records[alarm_id] = after
+        changed[alarm_id] = after
+        transitions.extend(events)
+        self._update_deadline(alarm_id)
+
+    def _update_deadline(self, alarm_id: str) -> None:
+        deadline = state_model.next_deadline_ms(self.records[alarm_id], self._alarms[alarm_id].rules)
+        if deadline is None:
+            self._deadlines.pop(alarm_id, None)
+        else:
+            self._deadlines[alarm_id] = deadline
+
+    async def _tick(self) -> None:
+        """Delays, re-alarms and shelves end with time, not only with new values."""
         while True:
-            await asyncio.sleep(0.5)
-            waiting = [a for a, r in self.records.items() if r.pending_since_ms is not None]
-            if not waiting:
-                continue
+            await asyncio.sleep(TICK_S)
             now = self._clock_ms()
+            due = [a for a, deadline in self._deadlines.items() if deadline <= now]
+            if not due:
+                continue
             async with self._lock:
-                changed: list[AlarmRecord] = []
+                changed: dict[str, AlarmRecord] = {}
                 transitions: list[AlarmTransition] = []
-                for alarm_id in waiting:
-                    value, quality_code = self._inputs.get(self._alarms[alarm_id].tag, (None, 0x80000000))
-                    self._evaluate_one(alarm_id, value, quality_code, now, changed, transitions)
+                for alarm_id in due:
+                    self._apply(alarm_id, self._evaluate(alarm_id, now), changed, transitions)
+                    self._apply(alarm_id, state_model.on_time(self.records[alarm_id], self._alarms[alarm_id].rules,
+                                                              now), changed, transitions)
                 if changed:
                     pipe = self._redis.pipeline(transaction=True)
-                    queue_record_writes(pipe, changed, transitions)
+                    queue_record_writes(pipe, list(changed.values()), transitions)
                     await pipe.execute()
 
     async def _ensure_command_group(self) -> None:
@@ -202,7 +250,7 @@ class AlarmEngine:
 
     async def _handle_command(self, entry_id: bytes, fields: dict) -> None:
         command = parse_command(fields)
-        if command is not None and self._device.owns_alarm(command.alarm_id):
+        if command is not None and command.action == "acknowledge" and self._device.owns_alarm(command.alarm_id):
             # The device decides: the acknowledge goes to it, answered and XACKed when it answers.
             self._device.start_acknowledge(command, entry_id, COMMAND_GROUP)
             return
@@ -211,26 +259,16 @@ class AlarmEngine:
             if command is None:
                 log.error("unreadable alarm command %r ignored", fields)
             else:
-                outcome, record, events = self._decide_command(command)
+                outcome, record, events = decide_command(
+                    command, self.records.get(command.alarm_id), self._alarms.get(command.alarm_id), self._clock_ms())
                 if record is not None:
                     self.records[record.alarm_id] = record
+                    self._update_deadline(record.alarm_id)
                     queue_record_writes(pipe, [record], events)
+                    log.info("alarm %s: %s by %s", command.alarm_id, command.action, command.user)
                 queue_outcome(pipe, outcome)
             pipe.xack(keys.ALARM_COMMANDS, COMMAND_GROUP, entry_id)
             await pipe.execute()
-
-    def _decide_command(self, command) -> tuple[CommandOutcome, AlarmRecord | None, list[AlarmTransition]]:
-        record = self.records.get(command.alarm_id)
-        if record is None:
-            return CommandOutcome(command.request_id, False, f"unknown alarm {command.alarm_id}"), None, []
-        if command.action != "acknowledge":
-            return CommandOutcome(command.request_id, False, f"unknown action {command.action}"), None, []
-        try:
-            updated, events = alarm_logic.acknowledge(record, command.user, self._clock_ms(), command.comment)
-        except alarm_logic.ActionRefused as refusal:
-            return CommandOutcome(command.request_id, False, str(refusal)), None, []
-        log.info("alarm %s acknowledged by %s", command.alarm_id, command.user)
-        return CommandOutcome(command.request_id, True, ""), updated, events
 
 
 async def run_engine(redis_url: str, config: PlantConfig) -> None:

@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from domain.alarms.settings import AlarmSystemSettings, AnyAlarm, TagAlarms
+
 TAG_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.\-]{0,127}$"
 # An OPC UA node id as written in a plant file: "i=2253", "ns=2;s=Tank1", "nsu=urn:plc;s=Tank1".
 NODE_ID_PATTERN = r"^(ns=\d+;|nsu=[^;]+;)?[isgb]=.+$"
@@ -294,63 +296,6 @@ class SparkplugSource(MqttConnection):
 Source = Annotated[OpcUaSource | MqttSource | SparkplugSource, Field(discriminator="kind")]
 
 
-class LimitAlarm(_Strict):
-    limit: float
-    priority: Annotated[int, Field(ge=1, le=4)] = 3
-    deadband: Annotated[float, Field(ge=0)] = 0.0
-    on_delay_s: Annotated[float, Field(ge=0, le=3600)] = 0.0
-    off_delay_s: Annotated[float, Field(ge=0, le=3600)] = 0.0
-    message: str | None = None
-
-    @field_validator("limit")
-    @classmethod
-    def _finite(cls, limit: float) -> float:
-        if not math.isfinite(limit):
-            raise ValueError("limit must be a finite number")
-        return limit
-
-
-class TagAlarms(_Strict):
-    high_high: LimitAlarm | None = None
-    high: LimitAlarm | None = None
-    low: LimitAlarm | None = None
-    low_low: LimitAlarm | None = None
-
-    @model_validator(mode="after")
-    def _ordered_without_overlap(self) -> TagAlarms:
-        # Limits are ordered HH > H > L > LL, and each alarm's deadband band
-        # (below a high limit, above a low one) must stay clear of the next band.
-        ordered = self.items()
-        for (upper_kind, upper), (lower_kind, lower) in zip(ordered, ordered[1:]):
-            if upper.limit <= lower.limit:
-                raise ValueError(
-                    f"{upper_kind}.limit ({upper.limit}) must be above {lower_kind}.limit ({lower.limit})"
-                )
-            upper_band_bottom = upper.limit - upper.deadband if is_high_kind(upper_kind) else upper.limit
-            lower_band_top = lower.limit if is_high_kind(lower_kind) else lower.limit + lower.deadband
-            if upper_band_bottom <= lower_band_top:
-                raise ValueError(
-                    f"deadbands of {upper_kind} and {lower_kind} overlap"
-                    f" ({upper_kind} band reaches down to {upper_band_bottom},"
-                    f" {lower_kind} band up to {lower_band_top})"
-                )
-        return self
-
-    def items(self) -> list[tuple[str, LimitAlarm]]:
-        return [
-            (name, alarm)
-            for name, alarm in (
-                ("high_high", self.high_high), ("high", self.high),
-                ("low", self.low), ("low_low", self.low_low),
-            )
-            if alarm is not None
-        ]
-
-
-def is_high_kind(kind: str) -> bool:
-    return kind in ("high", "high_high")
-
-
 class EngineeringRange(_Strict):
     low: float
     high: float
@@ -418,8 +363,11 @@ class Tag(_Strict):
             self.limits.low < self.range.low or self.limits.high > self.range.high
         ):
             raise ValueError("operator limits must lie inside the engineering range")
-        if (self.alarms or self.limits or self.max_step) and not self.data_type.is_numeric:
-            raise ValueError("alarms, limits and max_step need a numeric data_type")
+        if (self.limits or self.max_step) and not self.data_type.is_numeric:
+            raise ValueError("limits and max_step need a numeric data_type")
+        if self.alarms and self.alarms.needs_numeric_input and not self.data_type.is_numeric:
+            raise ValueError("limit, deviation and rate-of-change alarms need a numeric data_type"
+                             " (use a discrete alarm for a bool or string)")
         mqtt_only = ("value_path", "timestamp_path", "quality_path", "qos", "command_topic")
         if self.node_id is not None and any(getattr(self, f) is not None for f in mqtt_only):
             raise ValueError("value_path, timestamp_path, quality_path, qos and command_topic are MQTT settings")
@@ -454,6 +402,7 @@ class PlantConfig(_Strict):
     data_dir: str = "./data"
     redis: RedisSettings = RedisSettings()
     web: WebSettings = WebSettings()
+    alarm_system: AlarmSystemSettings = AlarmSystemSettings()
     # Redis keeps this many recent samples per tag; older history is the historian's.
     history_samples_per_tag: Annotated[int, Field(ge=10, le=1_000_000)] = 3600
     sources: dict[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")], Source]
@@ -498,7 +447,20 @@ class PlantConfig(_Strict):
             if tag.metric is not None and source.group_ids and tag.metric.split("/", 1)[0] not in source.group_ids:
                 raise ValueError(f"tag '{tag.name}': metric group '{tag.metric.split('/', 1)[0]}' is not in"
                                  f" the group_ids {source.group_ids} of source '{tag.source}'")
+        for index, tag in enumerate(self.tags):
+            for kind, alarm in tag.alarms.items() if tag.alarms else []:
+                self._check_alarm_references(f"tags[{index}].alarms.{kind}", tag, alarm, seen)
         return self
+
+    @staticmethod
+    def _check_alarm_references(path: str, tag: Tag, alarm: AnyAlarm, tag_names: set[str]) -> None:
+        setpoint = getattr(alarm, "setpoint_tag", None)
+        if setpoint is not None and setpoint not in tag_names:
+            raise ValueError(f"{path}.setpoint_tag: unknown tag '{setpoint}'")
+        if setpoint == tag.name:
+            raise ValueError(f"{path}.setpoint_tag: tag '{tag.name}' cannot be its own setpoint")
+        if alarm.suppressed_when is not None and alarm.suppressed_when.tag not in tag_names:
+            raise ValueError(f"{path}.suppressed_when.tag: unknown tag '{alarm.suppressed_when.tag}'")
 
     def model_post_init(self, _context: object) -> None:
         self._tag_index = {t.name: t for t in self.tags}

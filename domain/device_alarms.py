@@ -2,7 +2,7 @@
 
 The device decides; Stacklight only mirrors. Each condition (and each of its branches)
 is one AlarmRecord, keyed `<source>:<condition>`. Its state comes from the event's
-ActiveState and AckedState (ISA-18.2 letters as in domain.alarm_logic):
+ActiveState and AckedState (ISA-18.2 letters as in domain.alarms.records):
 
     active, unacknowledged      B (UNACK ACTIVE)
     active, acknowledged        C (ACK ACTIVE)
@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from domain.alarm_logic import AlarmRecord, AlarmState, AlarmTransition
+from domain.alarms.records import AlarmRecord, AlarmState, AlarmTransition
 from domain.quality import quality_from_code
 
-# Where the ISA-18.2 path has a name for a move, the journal uses it (as domain.alarm_logic does).
+# Where the ISA-18.2 path has a name for a move, the journal uses it (as domain.alarms.state_model does).
 _ISA_TRANSITIONS = {
     (AlarmState.NORMAL, AlarmState.UNACK_ACTIVE): "T1",
     (AlarmState.UNACK_ACTIVE, AlarmState.ACK_ACTIVE): "T2",

@@ -9,7 +9,7 @@ from dash import dcc, html
 from components.limit_bar import limit_bar
 from components.live_fields import live_attrs, live_span
 from components.setpoint_entry import SetpointEntry
-from domain.alarm_logic import KIND_LABELS
+from domain.alarms.settings import KIND_LABELS
 from domain.config_model import DataType, Tag
 from web.auth import current_session
 from web.discovered_view import group_title

@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from alarm_engine.alarm_store import read_alarm_version, read_all_alarms
-from domain.alarm_logic import AlarmRecord
+from domain.alarms.records import AlarmRecord
 from web.alarm_view import build_alarm_view
 from web.tag_directory import TagDirectory
 

@@ -4,16 +4,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from domain.alarm_logic import AlarmRecord, AlarmState
+from domain.alarms.records import STATE_TEXT, AlarmRecord
 from domain.config_model import Tag
 from web.tag_display import format_with_unit
 
-STATE_TEXT = {
-    AlarmState.NORMAL: "NORMAL",
-    AlarmState.UNACK_ACTIVE: "UNACK ACTIVE",
-    AlarmState.ACK_ACTIVE: "ACK ACTIVE",
-    AlarmState.RETURNED_UNACK: "RTN UNACK",
-}
 PRIORITIES = (1, 2, 3, 4)
 
 

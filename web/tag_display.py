@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain.alarm_logic import KIND_LABELS
+from domain.alarms.settings import KIND_LABELS
 from domain.config_model import DataType, Tag
 from domain.freshness import Freshness, judge_freshness
 from tag_store.codec import tag_value_from_dict

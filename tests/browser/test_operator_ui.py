@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from alarm_engine.alarm_store import queue_record_writes
-from domain.alarm_logic import AlarmRecord, AlarmState
+from domain.alarms.records import AlarmRecord, AlarmState
 from domain.quality import BAD_NO_COMMUNICATION
 
 pytestmark = pytest.mark.browser

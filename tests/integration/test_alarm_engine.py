@@ -7,7 +7,7 @@ import pytest
 from alarm_engine.alarm_store import read_all_alarms
 from alarm_engine.commands import request_acknowledge
 from alarm_engine.engine import AlarmEngine
-from domain.alarm_logic import AlarmState
+from domain.alarms.records import AlarmState
 from domain.config_loading import parse_config
 from domain.quality import BAD_NO_COMMUNICATION, GOOD
 from domain.tag_value import TagValue

@@ -13,7 +13,7 @@ from pathlib import Path
 from alarm_engine.alarm_store import read_all_alarms
 from alarm_engine.commands import request_acknowledge
 from alarm_engine.engine import AlarmEngine
-from domain.alarm_logic import AlarmState
+from domain.alarms.records import AlarmState
 from domain.config_loading import parse_config
 from domain.device_alarms import ConditionEvent, SourceEvent
 from tag_store import keys

@@ -21,7 +21,7 @@ from alarm_engine.device_alarm_input import SOURCE_SILENT_S
 from alarm_engine.engine import AlarmEngine
 from data_sources.opcua_values import resolve_node_id
 from data_sources.service import DataSourceService
-from domain.alarm_logic import AlarmRecord, AlarmState
+from domain.alarms.records import AlarmRecord, AlarmState
 from domain.config_loading import parse_config
 from tag_store import keys
 from tests.integration.data_source_helpers import running, wait_for_latest

@@ -107,3 +107,74 @@ def test_deadband_needs_exactly_one_kind_and_is_opcua_only():
         BASE.replace("    unit: m\n", "    unit: m\n    deadband: {absolute: 1, percent: 2}\n"))[0]
     assert "are OPC UA settings" in problems_of(
         BASE.replace("    value_path: pressure\n", "    value_path: pressure\n    queue_size: 5\n"))[0]
+
+
+ALARM_TYPES = BASE + """
+  - name: tank.level_sp
+    source: plc
+    node_id: ns=2;s=Tank.LevelSP
+  - name: pump.running
+    source: plc
+    node_id: ns=2;s=Pump.Running
+    data_type: bool
+    alarms:
+      discrete: {normal: true, priority: 2, latching: true, realarm_s: 600}
+  - name: tank.flow
+    source: plc
+    node_id: ns=2;s=Tank.Flow
+    alarms:
+      high_high: {limit: 50, priority: 1, deadband: 1}
+      high: {limit: 40, priority: 2, deadband: 1, on_delay_s: 5, off_delay_s: 2, area: Utilities}
+      low: {limit: 10, priority: 3, deadband: 1, suppressed_when: {tag: pump.running, equals: false}}
+      low_low: {limit: 5, priority: 4, deadband: 1, ack_comment_required: true}
+      deviation: {setpoint_tag: tank.level_sp, limit: 2, deadband: 0.5}
+      rate_of_change: {limit_per_s: 1.5, window_s: 5, direction: rising}
+      bad_quality: {priority: 1, on_delay_s: 3}
+alarm_system:
+  max_shelve_s: 3600
+  ack_comment_required_priorities: [1]
+"""
+
+
+def test_every_alarm_type_and_attribute_loads():
+    config = parse(ALARM_TYPES)
+    flow = config.tag("tank.flow").alarms
+    assert [kind for kind, _ in flow.items()] == [
+        "high_high", "high", "low", "low_low", "deviation", "rate_of_change", "bad_quality"]
+    assert flow.deviation.setpoint_tag == "tank.level_sp" and flow.high.area == "Utilities"
+    assert flow.low.suppressed_when.equals is False
+    assert config.tag("pump.running").alarms.discrete.latching
+    assert config.alarm_system.max_shelve_s == 3600
+
+
+@pytest.mark.parametrize("change, expected", [
+    ("high_high: {limit: 50", "high_high.limit (40.0) must be above high.limit"),  # HH <= H
+    ("low: {limit: 10", "must be above low.limit"),  # L >= H
+    ("low_low: {limit: 5", "low.limit (10.0) must be above low_low.limit (12.0)"),  # LL >= L
+])
+def test_limits_out_of_order_are_rejected_with_the_key_path(change, expected):
+    replacement = {"high_high: {limit: 50": "high_high: {limit: 40",
+                   "low: {limit: 10": "low: {limit: 45", "low_low: {limit: 5": "low_low: {limit: 12"}[change]
+    problems = problems_of(ALARM_TYPES.replace(change, replacement))
+    assert problems[0].startswith("tags[4].alarms") and expected in problems[0]
+
+
+@pytest.mark.parametrize("change, replacement, expected", [
+    ("setpoint_tag: tank.level_sp", "setpoint_tag: tank.levle_sp",
+     "tags[4].alarms.deviation.setpoint_tag: unknown tag 'tank.levle_sp'"),
+    ("{tag: pump.running, equals: false}", "{tag: pump.runing, equals: false}",
+     "tags[4].alarms.low.suppressed_when.tag: unknown tag 'pump.runing'"),
+    ("{tag: pump.running, equals: false}", "{tag: pump.running, equals: false, below: 1}",
+     "exactly one of equals, below or above"),
+    ("normal: true,", "", "exactly one of normal or alarm_on"),
+    ("limit: 2, deadband: 0.5", "limit: 2, deadband: 2", "deadband (2.0) must be smaller than limit"),
+    ("limit_per_s: 1.5", "limit_per_s: .nan", "finite"),
+    ("high: {limit: 40", "high: {limit: .inf", "finite"),
+    ("data_type: bool\n    alarms:\n      discrete: {normal: true,",
+     "data_type: bool\n    alarms:\n      high: {limit: 1}\n      discrete: {normal: true,", "need a numeric data_type"),
+    ("max_shelve_s: 3600", "max_shelve_s: 0", "alarm_system.max_shelve_s"),
+])
+def test_bad_alarm_settings_are_rejected_with_the_key_path(change, replacement, expected):
+    assert change in ALARM_TYPES
+    problems = problems_of(ALARM_TYPES.replace(change, replacement))
+    assert any(expected in p for p in problems), problems

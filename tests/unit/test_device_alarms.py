@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from domain.alarm_logic import AlarmState
+from domain.alarms.records import AlarmState
 from domain.config_loading import ConfigError, parse_config
 from domain.device_alarms import (
     ConditionEvent,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 
-from domain.alarm_logic import AlarmRecord, AlarmState
+from domain.alarms.records import AlarmRecord, AlarmState
 from domain.config_model import Tag
 from tests.unit.web_plant import small_plant
 from web.alarm_actions import AckResult, clean_ack_request, describe_ack_results
