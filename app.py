@@ -39,6 +39,7 @@ def create_app(config: PlantConfig, redis_url: str | None = None) -> Dash:
     from web import auth, live_push, shell  # noqa: PLC0415, F401
     from web.api import router as api_router  # noqa: PLC0415
     from web.journal_api import router as journal_api_router  # noqa: PLC0415
+    from web.performance_api import router as performance_api_router  # noqa: PLC0415
     from web.login import router as login_router  # noqa: PLC0415
 
     app = Dash(
@@ -60,6 +61,7 @@ def create_app(config: PlantConfig, redis_url: str | None = None) -> Dash:
     app.layout = shell.root_layout
     app.server.include_router(login_router)
     app.server.include_router(api_router)
+    app.server.include_router(performance_api_router)
     app.server.include_router(journal_api_router)
     app.server.add_middleware(auth.AuthMiddleware)
     # Dash sets itself up (assets list, callbacks) on its first request to "/" or /_dash-*; when the
