@@ -8,6 +8,7 @@ from domain.config_model import PlantConfig
 
 WEB_TEST_PLANT = """
 site_name: Web test plant
+data_dir: ${STACKLIGHT_DATA_DIR:-./data}
 sources:
   opc: {kind: opcua, endpoint: "opc.tcp://127.0.0.1:1/x", security: {policy: None, mode: None},
         write_timeout_s: WRITE_TIMEOUT}
