@@ -298,18 +298,17 @@ def stale_from_journal(entries: Iterable[JournalEntry], start_ms: int, end_ms: i
 
 
 def stale_from_records(records: Iterable[AlarmRecord], end_ms: int) -> list[StaleAlarm]:
-    """Alarms active now (B or C, condition active) whose activation was more than 24 h before end_ms.
-
-    activated_ms restarts on a re-alarm (T7) or a return from shelving: such an alarm is found
-    from the journal only.
-    """
-    return [
-        StaleAlarm(r.alarm_id, r.tag, r.priority, r.message, r.activated_ms, None, end_ms - r.activated_ms,
-                   False, "current")
-        for r in records
-        if r.condition_active and r.state.value in ACTIVE_STATES and r.activated_ms is not None
-        and end_ms - r.activated_ms > STALE_AFTER_MS
-    ]
+    """Alarms active now (B or C, condition active) whose condition has been continuously true
+    for more than 24 h before end_ms (condition_since_ms: re-alarms and shelving don't restart it;
+    records written before that field existed fall back to activated_ms)."""
+    stale = []
+    for r in records:
+        since_ms = r.condition_since_ms or r.activated_ms
+        if r.condition_active and r.state.value in ACTIVE_STATES and since_ms is not None \
+                and end_ms - since_ms > STALE_AFTER_MS:
+            stale.append(StaleAlarm(r.alarm_id, r.tag, r.priority, r.message, since_ms, None, end_ms - since_ms,
+                                    False, "current"))
+    return stale
 
 
 def find_stale(entries: Iterable[JournalEntry], records: Iterable[AlarmRecord], start_ms: int,

@@ -65,6 +65,8 @@ class AlarmRecord:
     # The condition after on/off delays: what the operator is told. Kept up to date while
     # shelved, suppressed or out of service, so the return re-evaluates to A or B correctly.
     condition_active: bool = False
+    # When condition_active last changed: how long the alarm has been continuously active (or clear).
+    condition_since_ms: int | None = None
     # When the raw condition started to differ from condition_active (awaiting a delay).
     pending_since_ms: int | None = None
     last_value: float | str | bool | None = None

@@ -59,7 +59,7 @@ def evaluate(record: AlarmRecord, rules: AlarmRules, condition: bool | None, val
     delay_s = rules.on_delay_s if condition else rules.off_delay_s
     if now_ms - pending_since < delay_s * 1000:
         return (record if record.pending_since_ms == pending_since else replace(record, pending_since_ms=pending_since)), []
-    record = replace(record, condition_active=condition, pending_since_ms=None)
+    record = replace(record, condition_active=condition, condition_since_ms=now_ms, pending_since_ms=None)
     return _on_condition_change(record, rules, now_ms)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import replace
 
 import pytest
 
@@ -233,6 +234,14 @@ def test_stale_from_current_records_active_since_more_than_24_h_before_the_perio
     assert (stale.alarm_id, stale.source, stale.cleared_ms, stale.active_ms) == ("Old.pv:high", "current", None,
                                                                                  DAY_MS + 1)
     assert stale.priority == 2 and stale.message == "stuck"
+
+
+def test_a_re_alarmed_alarm_is_stale_by_how_long_its_condition_has_been_true():
+    end_ms = START_MS + HOUR_MS
+    realarmed = replace(record("Re.pv:high", AlarmState.UNACK_ACTIVE, end_ms - HOUR_MS),  # T7 an hour ago
+                        condition_since_ms=end_ms - 2 * DAY_MS)
+    [stale] = report_of([], records=[realarmed]).stale
+    assert (stale.alarm_id, stale.active_ms) == ("Re.pv:high", 2 * DAY_MS)
 
 
 def test_stale_in_both_sources_is_one_row_with_the_longer_stretch():
