@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 COMMAND_GROUP = "alarm_engine"
 TICK_S = 0.25
+HEARTBEAT_S = 1.0
 NO_INPUT = (None, 0x80310000, 0)  # never seen: Bad_NoCommunication, no value
 
 
@@ -79,7 +80,13 @@ class AlarmEngine:
         queue_record_writes(pipe, list(self.records.values()), [])
         await pipe.execute()
         cursor = await self._redis.get(keys.ALARM_ENGINE_CURSOR)
+        oldest = await self._redis.xrange(keys.CHANGES, count=1)
         if cursor is None:
+            await self._evaluate_snapshot()
+        elif oldest and stream_id_older(cursor.decode(), oldest[0][0].decode()):
+            # Down longer than the feed keeps: changes were missed; judge the current values instead.
+            log.warning("alarm engine: the change feed no longer holds change %s (down too long?);"
+                        " evaluating the current values", cursor.decode())
             await self._evaluate_snapshot()
         else:
             self._cursor = cursor.decode()
@@ -111,7 +118,7 @@ class AlarmEngine:
     async def run(self) -> None:
         await self.load()
         loops = [asyncio.create_task(loop()) for loop in (
-            self._follow_changes, self._serve_commands, self._tick, self._device.run)]
+            self._follow_changes, self._serve_commands, self._tick, self._heartbeat, self._device.run)]
         try:
             # If one loop fails (Redis gone) the others stop with it, and its error propagates.
             done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_EXCEPTION)
@@ -229,6 +236,17 @@ class AlarmEngine:
                     queue_record_writes(pipe, list(changed.values()), transitions)
                     await pipe.execute()
 
+    async def _heartbeat(self) -> None:
+        """Say every second that alarms are being decided, and how far behind the feed (web banner)."""
+        while True:
+            info = await self._redis.xinfo_stream(keys.CHANGES) if await self._redis.exists(keys.CHANGES) else None
+            newest = info["last-generated-id"] if info else None
+            newest = newest.decode() if isinstance(newest, bytes) else newest
+            lag_ms = stream_id_ms(newest) - stream_id_ms(self._cursor) if newest and newest != self._cursor else 0
+            await self._redis.hset(keys.ALARM_ENGINE_STATUS, mapping={
+                "heartbeat_ms": self._clock_ms(), "lag_ms": max(lag_ms, 0), "alarms": len(self.records)})
+            await asyncio.sleep(HEARTBEAT_S)
+
     async def _ensure_command_group(self) -> None:
         try:
             await self._redis.xgroup_create(keys.ALARM_COMMANDS, COMMAND_GROUP, id="$", mkstream=True)
@@ -269,6 +287,17 @@ class AlarmEngine:
                 queue_outcome(pipe, outcome)
             pipe.xack(keys.ALARM_COMMANDS, COMMAND_GROUP, entry_id)
             await pipe.execute()
+
+
+def stream_id_ms(entry_id: str) -> int:
+    return int(entry_id.split("-", 1)[0])
+
+
+def stream_id_older(entry_id: str, than: str) -> bool:
+    def key(i: str) -> tuple[int, int]:
+        ms, _, seq = i.partition("-")
+        return int(ms), int(seq or 0)
+    return key(entry_id) < key(than)
 
 
 async def run_engine(redis_url: str, config: PlantConfig) -> None:

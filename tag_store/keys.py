@@ -18,6 +18,8 @@ ALARMS = PREFIX + "alarms"
 ALARM_JOURNAL = PREFIX + "alarm:journal"
 # String: the last CHANGES entry id the alarm engine has evaluated (resume point after restart).
 ALARM_ENGINE_CURSOR = PREFIX + "alarm:cursor"
+# Hash: the alarm engine's heartbeat: heartbeat_ms, lag_ms (how far behind CHANGES), alarms (count).
+ALARM_ENGINE_STATUS = PREFIX + "alarm:engine"
 # Stream: append-only audit trail of logins, writes, acknowledgements.
 AUDIT = PREFIX + "audit"
 # Stream: device alarm events (OPC UA Alarms & Conditions) from the data sources, field "e" = JSON;

@@ -224,3 +224,32 @@ async def test_restart_mid_sequence_keeps_shelves_and_latches_and_ends_them_on_t
         assert [m[0] for m in await journal(redis_client, "P1.running:discrete")] == ["T1", "T12", "T13"]
     finally:
         await cancel_and_wait([second])
+
+
+async def test_the_engine_says_it_is_alive_and_how_far_behind_it_is(redis_client, engine):
+    await put(redis_client, "R1.temp", 50.0)
+    deadline = asyncio.get_running_loop().time() + 5
+    status = {}
+    while asyncio.get_running_loop().time() < deadline:
+        status = {k.decode(): int(v) for k, v in (await redis_client.hgetall(keys.ALARM_ENGINE_STATUS)).items()}
+        if status and time.time() * 1000 - status["heartbeat_ms"] < 1500:
+            break
+        await asyncio.sleep(0.2)
+    assert status["alarms"] == 6 and 0 <= status["lag_ms"] < 5000, status
+
+
+async def test_a_restart_after_the_feed_was_trimmed_judges_the_current_values(redis_client):
+    first = asyncio.create_task(AlarmEngine(redis_client, CONFIG).run())
+    await put(redis_client, "R1.temp", 50.0)
+    await wait_for_state(redis_client, "R1.temp:high", S.NORMAL)
+    await asyncio.sleep(0.3)
+    await cancel_and_wait([first])
+    await put(redis_client, "R1.temp", 90.0)  # while down; then the feed forgets it
+    await put(redis_client, "R1.temp_sp", 50.0)
+    newest = (await redis_client.xrevrange(keys.CHANGES, count=1))[0][0]
+    await redis_client.xtrim(keys.CHANGES, minid=newest)
+    second = asyncio.create_task(AlarmEngine(redis_client, CONFIG).run())
+    try:
+        await wait_for_state(redis_client, "R1.temp:high", S.UNACK_ACTIVE)
+    finally:
+        await cancel_and_wait([second])
