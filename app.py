@@ -38,6 +38,7 @@ def create_app(config: PlantConfig, redis_url: str | None = None) -> Dash:
     # Imported here so their callbacks and hooks register with this app, after the runtime exists.
     from web import auth, live_push, shell  # noqa: PLC0415, F401
     from web.api import router as api_router  # noqa: PLC0415
+    from web.alarm_api import router as alarm_api_router  # noqa: PLC0415
     from web.journal_api import router as journal_api_router  # noqa: PLC0415
     from web.performance_api import router as performance_api_router  # noqa: PLC0415
     from web.login import router as login_router  # noqa: PLC0415
@@ -62,6 +63,7 @@ def create_app(config: PlantConfig, redis_url: str | None = None) -> Dash:
     app.server.include_router(login_router)
     app.server.include_router(api_router)
     app.server.include_router(performance_api_router)
+    app.server.include_router(alarm_api_router)
     app.server.include_router(journal_api_router)
     app.server.add_middleware(auth.AuthMiddleware)
     # Dash sets itself up (assets list, callbacks) on its first request to "/" or /_dash-*; when the

@@ -7,7 +7,8 @@
  * components/live_fields.py); they are indexed whenever the page changes and
  * drawn at once from the merged state. Without a push for STALE_AFTER_MS (or
  * when the server reports Redis lost) every value is shown stale.
- * Helpers: live_tables.js builds the tag tables, live_trend.js extends the trend.
+ * Helpers: live_tables.js builds the tag tables, live_trend.js extends the trend,
+ * alarm_tone.js sounds the alarm tone from the alarm rows.
  */
 (function () {
   'use strict';
@@ -183,6 +184,7 @@
     state.index.forEach(function (els, tag) {
       els.forEach(function (el) { if (el.getAttribute('data-sl-field') === 'alarm') { drawAlarmField(el, tag); } });
     });
+    if (window.stacklightTone) { window.stacklightTone.update(alarms.rows || []); }
   }
   function drawConnection() {
     var label = document.getElementById('sl-conn');
@@ -253,15 +255,20 @@
       if (window.stacklightTrend) { window.stacklightTrend.extend(state); }
       return window.dash_clientside.no_update;
     },
-    alarmRows: function (data) {
+    // The four alarm lists of the alarm page and the counts in its tabs (layouts/alarms.py LISTS).
+    alarmLists: function (data) {
       var noUpdate = window.dash_clientside.no_update;
-      if (!data || !data.alarms) { return noUpdate; }
+      var unchanged = [noUpdate, noUpdate, noUpdate, noUpdate, noUpdate, noUpdate, noUpdate, noUpdate];
+      if (!data || !data.alarms) { return unchanged; }
       var ctx = window.dash_clientside.callback_context;
       var initial = !ctx || !ctx.triggered || !ctx.triggered.length || ctx.triggered[0].prop_id === '.';
       var key = data.epoch + ':' + data.alarms.version;
-      if (!initial && key === state.alarmRowsKey) { return noUpdate; }
+      if (!initial && key === state.alarmRowsKey) { return unchanged; }
       state.alarmRowsKey = key;
-      return data.alarms.rows;
+      var a = data.alarms;
+      var lists = [a.rows || [], a.shelved || [], a.suppressed || [], a.out_of_service || []];
+      var names = ['Active alarms', 'Shelved', 'Suppressed by design', 'Out of service'];
+      return lists.concat(lists.map(function (rows, i) { return names[i] + ' (' + rows.length + ')'; }));
     }
   };
 

@@ -1,72 +1,265 @@
-"""Acknowledging alarms: role checked here, state changed only by the alarm engine."""
+"""Operator actions on alarms: role and input checked here, the state changed only by the alarm engine.
+
+perform_alarm_action() checks the user's role before anything is sent, cleans
+what the browser (or an API client) sent, asks the engine once per alarm
+(alarm_engine.commands.request_action), audits every attempt, refused ones
+too, and returns each alarm's answer; describe_results() puts them in words.
+"""
 from __future__ import annotations
 
 import asyncio
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from redis.exceptions import RedisError
 
-from alarm_engine.commands import request_acknowledge
+from alarm_engine.commands import ACTIONS, request_action
 from web.audit import AuditEvent, append_audit
 from web.auth import RequestIdentity
-from web.roles import Action, PermissionDenied, require
+from web.roles import ALARM_ACTION_PERMISSIONS, Action, PermissionDenied, Role, may, require
 from web.runtime import WebRuntime
 
 MAX_ALARMS_PER_REQUEST = 200
+MAX_ALARM_ID_LENGTH = 300
 MAX_COMMENT_LENGTH = 500
 ENGINE_ANSWER_TIMEOUT_S = 5.0
+ONE_SHOT = "one_shot"  # the shelve duration choice "until the condition clears"
+# Shelve durations offered, up to the plant's maximum (which is always offered too).
+SHELVE_CHOICES_S = (5 * 60, 15 * 60, 30 * 60, 3600, 2 * 3600, 4 * 3600, 8 * 3600, 12 * 3600, 86400,
+                    2 * 86400, 7 * 86400, 14 * 86400, 30 * 86400)
+DEFAULT_SHELVE_S = 3600
+
+# What was done, in words ({n}: "1 alarm", "3 alarms").
+DONE_TEXT = {
+    "acknowledge": "Acknowledged {n}.", "reset": "Reset {n}.", "shelve": "Shelved {n}.", "unshelve": "Unshelved {n}.",
+    "remove_from_service": "Took {n} out of service.", "return_to_service": "Returned {n} to service.",
+}
 
 
 @dataclass(frozen=True, slots=True)
-class AckResult:
+class ActionResult:
     alarm_id: str
     accepted: bool
     reason: str = ""
+    # Who decided: "engine" (its answer), "role" or "input" (refused here, nothing sent),
+    # "redis" (could not be sent).
+    decided_by: str = "engine"
+
+
+AckResult = ActionResult  # the name the acknowledge callers know
+
+
+class RequestRefused(Exception):
+    """Input the server will not pass on; str() is the reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmRequest:
+    """A cleaned request: a known action, a bounded list of ids, a short comment, a sane duration."""
+
+    action: str
+    alarm_ids: tuple[str, ...]
+    comment: str | None = None
+    duration_s: float | None = None
+    one_shot: bool = False
+
+    def detail(self) -> str:
+        """What the request asked beyond the action, for the audit trail."""
+        if self.action != "shelve":
+            return ""
+        limit = "" if self.duration_s is None else duration_words(self.duration_s)
+        if self.one_shot:
+            return "one-shot" + (f", at most {limit}" if limit else "")
+        return f"for {limit}" if limit else ""
+
+
+# ---- cleaning ---------------------------------------------------------------------------------
+
+
+def clean_alarm_ids(alarm_ids: object) -> list[str]:
+    """Only a bounded list of distinct, non-empty id strings of sane length."""
+    if not isinstance(alarm_ids, list | tuple):
+        return []
+    ids = [a for a in alarm_ids if isinstance(a, str) and 0 < len(a) <= MAX_ALARM_ID_LENGTH]
+    return list(dict.fromkeys(ids))[:MAX_ALARMS_PER_REQUEST]
+
+
+def clean_comment(comment: object) -> str | None:
+    return comment.strip()[:MAX_COMMENT_LENGTH] if isinstance(comment, str) and comment.strip() else None
 
 
 def clean_ack_request(alarm_ids: object, comment: object) -> tuple[list[str], str | None]:
-    """Only what a browser may sensibly send: a bounded list of id strings, a short comment."""
-    ids = [a for a in (alarm_ids or []) if isinstance(a, str) and 0 < len(a) <= 300] if isinstance(
-        alarm_ids, list) else []
-    text = comment.strip()[:MAX_COMMENT_LENGTH] if isinstance(comment, str) and comment.strip() else None
-    return list(dict.fromkeys(ids))[:MAX_ALARMS_PER_REQUEST], text
+    return clean_alarm_ids(alarm_ids), clean_comment(comment)
+
+
+def clean_duration_s(duration_s: object) -> float | None:
+    """None, or a finite number of seconds above 0 (the engine checks the configured maximum)."""
+    if duration_s is None:
+        return None
+    if isinstance(duration_s, bool) or not isinstance(duration_s, int | float):
+        raise RequestRefused("the shelve duration must be a number of seconds")
+    if not math.isfinite(duration_s) or duration_s <= 0:
+        raise RequestRefused("the shelve duration must be a finite number of seconds above 0")
+    return float(duration_s)
+
+
+def clean_request(action: object, alarm_ids: object, comment: object = None, duration_s: object = None,
+                  one_shot: object = False) -> AlarmRequest:
+    if action not in ACTIONS:
+        raise RequestRefused(f"unknown alarm action {str(action)[:40]!r} (one of: {', '.join(ACTIONS)})")
+    if action != "shelve" and (duration_s is not None or one_shot is True):
+        raise RequestRefused(f"only a shelve takes a duration or one-shot, not {action}")
+    return AlarmRequest(str(action), tuple(clean_alarm_ids(alarm_ids)), clean_comment(comment),
+                        clean_duration_s(duration_s), one_shot is True)
+
+
+def shelve_choice(value: object) -> tuple[float | None, bool]:
+    """The shelve form's duration choice as (duration_s, one_shot); checked again by clean_request."""
+    if value == ONE_SHOT:
+        return None, True
+    return value, False  # type: ignore[return-value]  # a number, or whatever a forged request sent
+
+
+def duration_words(seconds: float) -> str:
+    if seconds >= 86400 and seconds % 3600 == 0:
+        return f"{seconds / 86400:g} d" if seconds % 86400 == 0 else f"{seconds / 3600:g} h"
+    if seconds >= 3600:
+        return f"{seconds / 3600:g} h"
+    if seconds >= 60:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:g} s"
+
+
+def shelve_duration_options(max_shelve_s: float) -> list[dict[str, object]]:
+    """The choices of the shelve form: fixed durations up to the plant's maximum, then one-shot."""
+    choices = [s for s in SHELVE_CHOICES_S if s <= max_shelve_s]
+    if max_shelve_s not in choices:
+        choices.append(max_shelve_s)
+    options: list[dict[str, object]] = [{"label": duration_words(s), "value": s} for s in choices]
+    options.append({"label": f"One-shot: until it clears (at most {duration_words(max_shelve_s)})",
+                    "value": ONE_SHOT})
+    return options
+
+
+def default_shelve_choice(max_shelve_s: float) -> float:
+    return DEFAULT_SHELVE_S if DEFAULT_SHELVE_S <= max_shelve_s else max_shelve_s
+
+
+# ---- "acknowledge all visible": the rows that pass the grid's filters ---------------------------
+
+
+def unacknowledged_among(rows: object) -> tuple[list[str], int]:
+    """Ids of the unacknowledged alarms among the visible rows, and how many rows are visible."""
+    rows = [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+    return [r.get("alarm_id") for r in rows if r.get("unacked") is True], len(rows)
+
+
+def acknowledge_all_question(rows: object) -> tuple[list[str], str]:
+    """The ids to acknowledge and the question to confirm, or ([], why there is nothing to do)."""
+    unacked, shown = unacknowledged_among(rows)
+    ids = clean_alarm_ids(unacked)
+    if not shown:
+        return [], "No alarms are visible."
+    if not ids:
+        return [], f"No unacknowledged alarm among the {shown} visible."
+    total = len(dict.fromkeys(a for a in unacked if isinstance(a, str)))
+    if total > len(ids):
+        return ids, (f"Acknowledge the first {len(ids)} of the {total} unacknowledged alarms visible?"
+                     f" (at most {MAX_ALARMS_PER_REQUEST} at once)")
+    if len(ids) == 1:
+        return ids, f"Acknowledge 1 unacknowledged alarm (of the {shown} visible)?"
+    return ids, f"Acknowledge all {len(ids)} unacknowledged alarms (of the {shown} visible)?"
+
+
+# ---- doing it ----------------------------------------------------------------------------------
+
+
+def permission_for(action: str) -> Action:
+    return ALARM_ACTION_PERMISSIONS[action]
+
+
+def may_act(role: Role | None, action: str) -> bool:
+    return may(role, permission_for(action))
+
+
+async def perform_alarm_action(runtime: WebRuntime, identity: RequestIdentity | None, action: object,
+                               alarm_ids: object, comment: object = None, duration_s: object = None,
+                               one_shot: object = False) -> list[ActionResult]:
+    """Check the role, clean the input, ask the engine per alarm, audit each attempt; the answers."""
+    user = identity.session.user if identity else ""
+    source_ip = identity.source_ip if identity else ""
+    ids = clean_alarm_ids(alarm_ids)
+
+    async def refuse_all(reason: str, decided_by: str) -> list[ActionResult]:
+        """Nothing sent; one audit entry naming every alarm asked for."""
+        await _audit(runtime, AuditEvent(user=user, action=str(action)[:40], result="refused",
+                                         tag=",".join(ids)[:MAX_ALARM_ID_LENGTH], reason=reason, source_ip=source_ip))
+        return [ActionResult(a, False, reason, decided_by) for a in ids] or [ActionResult("", False, reason,
+                                                                                          decided_by)]
+
+    if action not in ALARM_ACTION_PERMISSIONS:
+        return await refuse_all(f"unknown alarm action {str(action)[:40]!r}", "input")
+    try:
+        require(identity.session.role if identity else None, permission_for(str(action)))
+    except PermissionDenied as denied:
+        return await refuse_all(str(denied), "role")
+    try:
+        request = clean_request(action, alarm_ids, comment, duration_s, one_shot)
+    except RequestRefused as refused:
+        return await refuse_all(str(refused), "input")
+
+    async def one(alarm_id: str) -> ActionResult:
+        try:
+            outcome = await request_action(runtime.redis, request.action, alarm_id, user, request.comment,
+                                           duration_s=request.duration_s, one_shot=request.one_shot,
+                                           timeout_s=ENGINE_ANSWER_TIMEOUT_S)
+        except (RedisError, OSError) as exc:
+            reason = f"the data server (Redis) is unavailable: {exc}"
+            await _audit(runtime, AuditEvent(user=user, action=request.action, result="failed", tag=alarm_id,
+                                             new=request.detail(), reason=reason, source_ip=source_ip))
+            return ActionResult(alarm_id, False, reason, "redis")
+        said = "; ".join(p for p in (outcome.reason, f"comment: {request.comment}" if request.comment else "") if p)
+        await _audit(runtime, AuditEvent(user=user, action=request.action,
+                                         result="ok" if outcome.accepted else "refused", tag=alarm_id,
+                                         new=request.detail(), reason=said, source_ip=source_ip))
+        return ActionResult(alarm_id, outcome.accepted, outcome.reason)
+
+    return list(await asyncio.gather(*(one(a) for a in request.alarm_ids)))
 
 
 async def acknowledge_alarms(runtime: WebRuntime, identity: RequestIdentity | None, alarm_ids: object,
-                             comment: object = None) -> list[AckResult]:
-    ids, text = clean_ack_request(alarm_ids, comment)
-    user = identity.session.user if identity else ""
-    source_ip = identity.source_ip if identity else ""
-    try:
-        require(identity.session.role if identity else None, Action.ACKNOWLEDGE_ALARM)
-    except PermissionDenied as denied:
-        await _audit(runtime, AuditEvent(user=user, action="acknowledge", result="refused",
-                                         tag=",".join(ids)[:300], reason=str(denied), source_ip=source_ip))
-        return [AckResult(a, False, str(denied)) for a in ids] or [AckResult("", False, str(denied))]
-
-    async def one(alarm_id: str) -> AckResult:
-        try:
-            outcome = await request_acknowledge(runtime.redis, alarm_id, user, text, ENGINE_ANSWER_TIMEOUT_S)
-        except (RedisError, OSError) as exc:
-            return AckResult(alarm_id, False, f"the data server (Redis) is unavailable: {exc}")
-        await _audit(runtime, AuditEvent(user=user, action="acknowledge", result="ok" if outcome.accepted else "refused",
-                                         tag=alarm_id, reason=outcome.reason or (text or ""), source_ip=source_ip))
-        return AckResult(alarm_id, outcome.accepted, outcome.reason)
-
-    return list(await asyncio.gather(*(one(a) for a in ids)))
+                             comment: object = None) -> list[ActionResult]:
+    return await perform_alarm_action(runtime, identity, "acknowledge", alarm_ids, comment)
 
 
-def describe_ack_results(results: list[AckResult]) -> str:
+# ---- in words ------------------------------------------------------------------------------------
+
+
+def describe_results(action: str, results: Iterable[ActionResult]) -> str:
+    """One line for the operator: what was done, then each refusal with the engine's reason."""
+    results = list(results)
     if not results:
         return "Select one or more alarms first."
+    refused_here = [r for r in results if not r.accepted and r.decided_by in ("role", "input")]
+    if refused_here and len(refused_here) == len(results):
+        return f"REFUSED: {refused_here[0].reason}"
     accepted = [r for r in results if r.accepted]
-    refused = [r for r in results if not r.accepted]
     parts = []
     if accepted:
-        parts.append(f"Acknowledged {len(accepted)} alarm{'s' if len(accepted) != 1 else ''}.")
-    for r in refused:
-        parts.append(f"REFUSED {r.alarm_id}: {r.reason}" if r.alarm_id else f"REFUSED: {r.reason}")
+        parts.append(DONE_TEXT.get(action, action + " {n}.").format(n=_alarms(len(accepted))))
+        parts.extend(f"({r.alarm_id}: {r.reason})" for r in accepted if r.reason)
+    parts.extend(f"REFUSED {r.alarm_id}: {r.reason}" if r.alarm_id else f"REFUSED: {r.reason}"
+                 for r in results if not r.accepted)
     return " ".join(parts)
+
+
+def describe_ack_results(results: list[ActionResult]) -> str:
+    return describe_results("acknowledge", results)
+
+
+def _alarms(n: int) -> str:
+    return f"{n} alarm{'s' if n != 1 else ''}"
 
 
 async def _audit(runtime: WebRuntime, event: AuditEvent) -> None:

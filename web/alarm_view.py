@@ -1,10 +1,11 @@
-"""Alarm records as the operator sees them: sorted rows and the banner summary."""
+"""Alarm records as the operator sees them: sorted rows, the banner summary, and the lists of
+shelved, suppressed-by-design and out-of-service alarms (ISA-18.2 states E, F, G)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from domain.alarms.records import STATE_TEXT, AlarmRecord
+from domain.alarms.records import STATE_TEXT, AlarmRecord, AlarmState
 from domain.config_model import Tag
 from web.tag_display import format_with_unit
 
@@ -22,10 +23,18 @@ def alarm_time_ms(record: AlarmRecord) -> int:
     return record.activated_ms or record.state_since_ms
 
 
+def _by_priority_then_newest(records: Iterable[AlarmRecord]) -> list[AlarmRecord]:
+    return sorted(records, key=lambda r: (r.priority, -alarm_time_ms(r), r.alarm_id))
+
+
 def sort_shown_alarms(records: Iterable[AlarmRecord]) -> list[AlarmRecord]:
-    """Shown alarms (state != A): highest priority (1) first, newest first within a priority."""
-    shown = [r for r in records if r.state.is_shown]
-    return sorted(shown, key=lambda r: (r.priority, -alarm_time_ms(r), r.alarm_id))
+    """The alarm list (B, C, D, LU, LA): highest priority (1) first, newest first within a priority."""
+    return _by_priority_then_newest(r for r in records if r.state.is_shown)
+
+
+# The lists of alarms taken off the alarm list, by the state that put them there.
+REMOVED_LISTS = {"shelved": AlarmState.SHELVED, "suppressed": AlarmState.SUPPRESSED,
+                 "out_of_service": AlarmState.OUT_OF_SERVICE}
 
 
 def alarm_origin(record: AlarmRecord) -> str:
@@ -50,6 +59,23 @@ def alarm_row(record: AlarmRecord, tags: TagLookup) -> dict[str, Any]:
         "area": record.area,
         "origin": alarm_origin(record),
         "unacked": record.state.is_unacknowledged,
+        "latched": record.state in (AlarmState.LATCHED_UNACK, AlarmState.LATCHED_ACK),
+    }
+
+
+def removed_row(record: AlarmRecord, tags: TagLookup) -> dict[str, Any]:
+    """A shelved, suppressed or out-of-service alarm: who took it off the list, why, and until when."""
+    return {
+        **alarm_row(record, tags),
+        # What the alarm would be now: the engine keeps following the condition.
+        "condition": "ACTIVE" if record.condition_active else "CLEAR",
+        "since_ms": record.state_since_ms,
+        "shelved_by": record.shelved_by or "",
+        "shelved_until_ms": record.shelved_until_ms,
+        "shelve_one_shot": record.shelve_one_shot,
+        "shelve_comment": record.shelve_comment or "",
+        "out_of_service_by": record.out_of_service_by or "",
+        "out_of_service_comment": record.out_of_service_comment or "",
     }
 
 
@@ -77,8 +103,43 @@ def alarm_summary(records: Iterable[AlarmRecord]) -> dict[str, Any]:
 
 
 def build_alarm_view(records: Iterable[AlarmRecord], tags: TagLookup) -> dict[str, Any]:
+    """What every page receives: the alarm list's rows, the three lists of removed alarms, the banner."""
     records = list(records)
+    view: dict[str, Any] = {"rows": [alarm_row(r, tags) for r in sort_shown_alarms(records)]}
+    for name, state in REMOVED_LISTS.items():
+        view[name] = [removed_row(r, tags) for r in _by_priority_then_newest(r for r in records if r.state is state)]
+    view["summary"] = alarm_summary(records)
+    return view
+
+
+def alarm_record_json(record: AlarmRecord) -> dict[str, Any]:
+    """One alarm for the JSON API (times in epoch ms, as the engine keeps them)."""
     return {
-        "rows": [alarm_row(r, tags) for r in sort_shown_alarms(records)],
-        "summary": alarm_summary(records),
+        "alarm_id": record.alarm_id,
+        "tag": record.tag,
+        "kind": record.kind,
+        "priority": record.priority,
+        "message": record.message,
+        "area": record.area,
+        "state": record.state.value,
+        "state_text": STATE_TEXT[record.state],
+        "unacknowledged": record.state.is_unacknowledged,
+        "in_alarm_list": record.state.is_shown,
+        "condition_active": record.condition_active,
+        "value": record.last_value,
+        "input_bad": record.input_bad,
+        "state_since_ms": record.state_since_ms,
+        "activated_ms": record.activated_ms,
+        "acknowledged_ms": record.acknowledged_ms,
+        "acknowledged_by": record.acknowledged_by,
+        "ack_comment": record.ack_comment,
+        "shelved": None if not record.is_shelved else {
+            "by": record.shelved_by, "until_ms": record.shelved_until_ms, "one_shot": record.shelve_one_shot,
+            "comment": record.shelve_comment,
+        },
+        "suppressed_by_design": record.suppressed,
+        "out_of_service": None if not record.out_of_service else {
+            "by": record.out_of_service_by, "comment": record.out_of_service_comment,
+        },
+        "origin": alarm_origin(record),
     }

@@ -25,6 +25,9 @@ class Action(StrEnum):
     VIEW = "view"
     WRITE_SETPOINT = "write a setpoint"
     ACKNOWLEDGE_ALARM = "acknowledge alarms"
+    RESET_ALARM = "reset latched alarms"
+    SHELVE_ALARM = "shelve or unshelve alarms"
+    ALARM_SERVICE = "take alarms out of service or return them"
     CONFIGURE = "change the configuration"
     MANAGE_USERS = "manage users"
 
@@ -33,8 +36,21 @@ MINIMUM_ROLE: dict[Action, Role] = {
     Action.VIEW: Role.VIEWER,
     Action.WRITE_SETPOINT: Role.OPERATOR,
     Action.ACKNOWLEDGE_ALARM: Role.OPERATOR,
+    Action.RESET_ALARM: Role.OPERATOR,
+    Action.SHELVE_ALARM: Role.OPERATOR,
+    Action.ALARM_SERVICE: Role.ENGINEER,
     Action.CONFIGURE: Role.ENGINEER,
     Action.MANAGE_USERS: Role.ADMIN,
+}
+
+# Who may ask what of an alarm, by the alarm engine's action names (alarm_engine.commands.ACTIONS).
+ALARM_ACTION_PERMISSIONS: dict[str, Action] = {
+    "acknowledge": Action.ACKNOWLEDGE_ALARM,
+    "reset": Action.RESET_ALARM,
+    "shelve": Action.SHELVE_ALARM,
+    "unshelve": Action.SHELVE_ALARM,
+    "remove_from_service": Action.ALARM_SERVICE,
+    "return_to_service": Action.ALARM_SERVICE,
 }
 
 

@@ -1,7 +1,10 @@
 """The frame around every page: alarm banner, navigation, user, connection state, live store.
 
 The banner is filled in the browser by assets/live_render.js from the live
-store, which the persistent push loop (web/live_push.py) keeps current.
+store, which the persistent push loop (web/live_push.py) keeps current: the
+unacknowledged alarms per priority (states B, D and LU; shelved, suppressed and
+out-of-service alarms are not counted) and the newest alarm, one click from the
+alarm list. assets/alarm_tone.js sounds the alarm tone and drives its controls here.
 """
 from __future__ import annotations
 
@@ -29,6 +32,20 @@ def alarm_counts() -> dcc.Link:
                     href="/alarms", id="sl-alarm-summary", className="sl-alarm-summary")
 
 
+def tone_controls() -> html.Div:
+    """Silence (the alarms sounding now) and Mute (remembered by this browser); see assets/alarm_tone.js."""
+    return html.Div(
+        [
+            html.Button("Silence", id="sl-tone-silence", className="sl-tone-button", disabled=True,
+                        title="Silence the alarms sounding now; a new alarm sounds again"),
+            html.Button("Mute", id="sl-tone-mute", className="sl-tone-button",
+                        title="No alarm tone in this browser until unmuted", **{"aria-pressed": "false"}),
+            html.Span("Sound off (click to enable)", id="sl-tone-state", className="sl-tone-state", role="status"),
+        ],
+        id="sl-tone", className="sl-tone",
+    )
+
+
 def user_box() -> html.Div:
     session = current_session()
     name, role = (session.user, session.role.value) if session else ("-", "")
@@ -49,6 +66,7 @@ def banner(site_name: str) -> html.Header:
             html.Nav([dcc.Link(label, href=href, className="sl-nav-link") for label, href in NAVIGATION],
                      className="sl-nav"),
             alarm_counts(),
+            tone_controls(),
             html.Div("CONNECTING…", id="sl-conn", className="sl-conn", role="status"),
             user_box(),
         ],

@@ -67,3 +67,26 @@ def test_cross_site_requests_are_recognised():
 ])
 def test_login_only_returns_to_local_pages(given, kept):
     assert safe_next(given) == kept
+
+
+@pytest.mark.parametrize(("role", "action", "allowed"), [
+    (Role.VIEWER, Action.RESET_ALARM, False),
+    (Role.VIEWER, Action.SHELVE_ALARM, False),
+    (Role.OPERATOR, Action.RESET_ALARM, True),
+    (Role.OPERATOR, Action.SHELVE_ALARM, True),
+    (Role.OPERATOR, Action.ALARM_SERVICE, False),
+    (Role.ENGINEER, Action.ALARM_SERVICE, True),
+    (Role.ADMIN, Action.ALARM_SERVICE, True),
+])
+def test_alarm_permissions(role, action, allowed):
+    assert may(role, action) is allowed
+
+
+def test_every_alarm_engine_action_has_a_permission():
+    from alarm_engine.commands import ACTIONS  # noqa: PLC0415
+    from web.roles import ALARM_ACTION_PERMISSIONS  # noqa: PLC0415
+
+    assert set(ALARM_ACTION_PERMISSIONS) == set(ACTIONS)
+    assert ALARM_ACTION_PERMISSIONS["remove_from_service"] is ALARM_ACTION_PERMISSIONS["return_to_service"]
+    with pytest.raises(PermissionDenied, match=r"your role \(operator\) may not take alarms out of service.*engineer"):
+        require(Role.OPERATOR, ALARM_ACTION_PERMISSIONS["remove_from_service"])

@@ -1,0 +1,66 @@
+"""JSON API for alarms: the current records, and the operator actions of the alarm page.
+
+    GET  /api/alarms                          every alarm record, with shelve / suppression / service info
+    POST /api/alarms/{alarm_id}/{action}      body {"comment": ..., "duration_s": ..., "one_shot": ...}
+
+Actions are alarm_engine.commands.ACTIONS, decided exactly as on the alarm page
+(web.alarm_actions.perform_alarm_action): the role is checked here (403), the
+engine answers (200 with accepted and its reason). Like every /api route it needs
+a session, and a POST the CSRF header (web/auth.py AuthMiddleware).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from redis.exceptions import RedisError
+
+from alarm_engine.alarm_store import read_all_alarms
+from alarm_engine.commands import ACTIONS
+from web.alarm_actions import perform_alarm_action
+from web.alarm_view import alarm_record_json
+from web.auth import current_identity
+from web.runtime import current_runtime
+
+router = APIRouter(prefix="/api")
+
+# A refusal made before the engine was asked, as an HTTP status (the engine's answers are 200).
+STATUS_BY_DECIDER = {"role": 403, "input": 400, "redis": 503}
+
+
+class ActionBody(BaseModel):
+    """Loose on purpose: perform_alarm_action cleans and refuses with a reason (and audits it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    comment: str | None = None
+    duration_s: float | None = None
+    one_shot: bool = False
+
+
+@router.get("/alarms")
+async def list_alarms() -> list[dict[str, Any]]:
+    """Read from Redis, not this worker's cache: an API client acting then reading sees its change."""
+    runtime = await current_runtime().ensure_started()
+    try:
+        records = await read_all_alarms(runtime.redis)
+    except (RedisError, OSError) as exc:
+        raise HTTPException(status_code=503, detail=f"the data server (Redis) is unavailable: {exc}") from None
+    return [alarm_record_json(r) for r in sorted(records, key=lambda r: (r.priority, r.alarm_id))]
+
+
+@router.post("/alarms/{alarm_id:path}/{action}")
+async def act_on_alarm(alarm_id: str, action: str, body: ActionBody | None = None) -> JSONResponse:
+    if action not in ACTIONS:
+        raise HTTPException(status_code=404, detail=f"no alarm action '{action}' (one of: {', '.join(ACTIONS)})")
+    body = body or ActionBody()
+    runtime = await current_runtime().ensure_started()
+    results = await perform_alarm_action(runtime, current_identity(), action, [alarm_id], body.comment,
+                                         body.duration_s, body.one_shot)
+    if not results:  # the id was dropped when cleaned
+        raise HTTPException(status_code=400, detail="the alarm id is empty or too long")
+    result = results[0]
+    answer = {"alarm_id": alarm_id, "action": action, "accepted": result.accepted, "reason": result.reason}
+    return JSONResponse(answer, status_code=STATUS_BY_DECIDER.get(result.decided_by, 200))
