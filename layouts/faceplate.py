@@ -13,6 +13,7 @@ from domain.alarms.settings import KIND_LABELS
 from domain.config_model import DataType, Tag
 from web.auth import current_session
 from web.discovered_view import group_title
+from web.tag_display import alarm_setting_text
 from web.roles import Action, may
 from web.runtime import current_runtime
 
@@ -45,7 +46,7 @@ def limits_table(tag: Tag) -> html.Table:
         rows.append(("Largest step per write", f"{tag.max_step:g} {tag.unit}"))
     for kind, alarm in (tag.alarms.items() if tag.alarms else []):
         rows.append((f"Alarm {KIND_LABELS[kind]} (priority {alarm.priority})",
-                     f"{alarm.limit:g} {tag.unit}, deadband {alarm.deadband:g}"))
+                     alarm_setting_text(kind, alarm, tag.unit)))
     return html.Table([html.Tr([html.Th(k), html.Td(v.strip())]) for k, v in rows], className="sl-limits-table")
 
 

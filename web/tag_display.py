@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain.alarms.settings import KIND_LABELS
+from domain.alarms.settings import (
+    KIND_LABELS, AnyAlarm, DeviationAlarm, DiscreteAlarm, LimitAlarm, RateOfChangeAlarm,
+)
 from domain.config_model import DataType, Tag
 from domain.freshness import Freshness, judge_freshness
 from tag_store.codec import tag_value_from_dict
@@ -118,8 +120,34 @@ def alarm_limit_marks(tag: Tag) -> list[tuple[str, float]]:
     if tag.alarms is None or tag.range is None:
         return []
     marks = []
-    for kind, alarm in tag.alarms.items():
+    for kind, alarm in tag.alarms.limit_items():
         percent = range_percent(tag, alarm.limit)
         label = f"{KIND_LABELS[kind]} {alarm.limit:g} {tag.unit}".strip()
         marks.append((label, percent))
     return marks
+
+
+def alarm_setting_text(kind: str, alarm: AnyAlarm, unit: str) -> str:
+    """One alarm's trip point in words, for the faceplate: "95 degC, deadband 1"."""
+    if isinstance(alarm, LimitAlarm):
+        text = f"{alarm.limit:g} {unit}, deadband {alarm.deadband:g}"
+    elif isinstance(alarm, DeviationAlarm):
+        text = f"|value - {alarm.setpoint_tag}| >= {alarm.limit:g} {unit}, deadband {alarm.deadband:g}"
+    elif isinstance(alarm, RateOfChangeAlarm):
+        text = f"{alarm.direction} faster than {alarm.limit_per_s:g} {unit}/s over {alarm.window_s:g} s"
+    elif isinstance(alarm, DiscreteAlarm):
+        text = f"not {alarm.normal}" if alarm.normal is not None else "in " + ", ".join(map(str, alarm.alarm_on or []))
+    else:
+        text = "Bad quality" + (" or Uncertain" if alarm.include_uncertain else "")
+    extras = [f"on-delay {alarm.on_delay_s:g} s" if alarm.on_delay_s else "",
+              "latching" if alarm.latching else "",
+              f"re-alarm after {alarm.realarm_s:g} s" if alarm.realarm_s else "",
+              f"suppressed while {alarm.suppressed_when.tag} is "
+              f"{_suppression_words(alarm.suppressed_when)}" if alarm.suppressed_when else ""]
+    return ", ".join([text.replace("  ", " ").strip(), *[e for e in extras if e]])
+
+
+def _suppression_words(condition) -> str:
+    if condition.equals is not None:
+        return str(condition.equals)
+    return f"below {condition.below:g}" if condition.below is not None else f"above {condition.above:g}"

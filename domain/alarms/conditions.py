@@ -23,7 +23,8 @@ class AlarmInput:
     quality: Quality
     # Deviation alarms: the setpoint tag's value, None when missing or Bad.
     setpoint: float | None = None
-    # Rate-of-change alarms: units per second over the alarm's window, None until two samples.
+    # Rate-of-change alarms: units per second over the alarm's window, None until two samples
+    # (the alarm then holds its state).
     rate_per_s: float | None = None
 
 
@@ -54,16 +55,19 @@ def raw_condition(kind: str, alarm: AnyAlarm, data: AlarmInput, currently_active
             return None
         return _beyond(abs(value - data.setpoint), alarm.limit, alarm.deadband, True, currently_active)
     if isinstance(alarm, RateOfChangeAlarm):
-        rate = data.rate_per_s or 0.0
+        if data.rate_per_s is None:
+            return currently_active  # no rate yet (window filling after a restart): hold, not clear
+        rate = data.rate_per_s
         signed = {"rising": rate, "falling": -rate, "both": abs(rate)}[alarm.direction]
         return _beyond(signed, alarm.limit_per_s, alarm.deadband_per_s, True, currently_active)
     raise TypeError(f"unknown alarm type {type(alarm).__name__}")
 
 
 def _beyond(value: float, limit: float, deadband: float, high: bool, currently_active: bool) -> bool:
+    """Enter at the limit; leave only once past the deadband (a value resting on the limit stays in)."""
     if high:
-        return value > limit - deadband if currently_active else value >= limit
-    return value < limit + deadband if currently_active else value <= limit
+        return value >= limit - deadband if currently_active else value >= limit
+    return value <= limit + deadband if currently_active else value <= limit
 
 
 def is_suppressed(condition: SuppressionCondition, value: object, quality: Quality | None) -> bool:
