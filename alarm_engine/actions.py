@@ -39,6 +39,6 @@ def decide_command(command: AlarmCommand, record: AlarmRecord | None, configured
                 return refuse(f"unknown action {command.action!r}")
     except ActionRefused as refusal:
         return refuse(str(refusal))
-    if not events:  # a repeated acknowledge: harmless, and said so
+    if not events and command.action == "acknowledge":  # a repeated acknowledge: harmless, and said so
         return CommandOutcome(command.request_id, True, f"already acknowledged by {record.acknowledged_by}"), None, []
     return CommandOutcome(command.request_id, True, ""), updated, events

@@ -25,6 +25,8 @@ class ConfiguredAlarm:
     rules: AlarmRules
     area: str
     message: str
+    # Deviation alarms: the setpoint tag (a plain field: reading it off the pydantic model is slow).
+    setpoint_tag: str | None = None
 
     def new_record(self, now_ms: int) -> AlarmRecord:
         return AlarmRecord(alarm_id=self.alarm_id, tag=self.tag, kind=self.kind, priority=self.alarm.priority,
@@ -57,12 +59,13 @@ def build_catalog(config: PlantConfig) -> AlarmCatalog:
             items.append(("bad_quality", system.bad_quality_default))
         for kind, alarm in items:
             alarm_id = alarm_id_for(tag.name, kind)
+            setpoint = getattr(alarm, "setpoint_tag", None)
             catalog.alarms[alarm_id] = ConfiguredAlarm(
                 alarm_id=alarm_id, tag=tag.name, kind=kind, alarm=alarm, rules=rules_for(alarm, system),
                 area=alarm.area or tag.area, message=alarm.message or default_message(tag.name, kind, alarm, tag.unit),
+                setpoint_tag=setpoint,
             )
             catalog.by_input_tag.setdefault(tag.name, []).append(alarm_id)
-            setpoint = getattr(alarm, "setpoint_tag", None)
             if setpoint is not None:
                 catalog.by_input_tag.setdefault(setpoint, []).append(alarm_id)
             if alarm.suppressed_when is not None:

@@ -25,7 +25,7 @@ from domain.alarms import state_model
 from domain.alarms.conditions import AlarmInput, as_number, is_suppressed, raw_condition
 from domain.alarms.records import AlarmRecord, AlarmTransition
 from domain.config_model import PlantConfig
-from domain.quality import Quality, quality_from_code
+from domain.quality import BAD_NO_COMMUNICATION, Quality, quality_from_code
 from tag_store import keys
 from tag_store.cancellation import cancel_and_wait
 
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 COMMAND_GROUP = "alarm_engine"
 TICK_S = 0.25
 HEARTBEAT_S = 1.0
-NO_INPUT = (None, 0x80310000, 0)  # never seen: Bad_NoCommunication, no value
+NO_INPUT: tuple[object, Quality] = (None, BAD_NO_COMMUNICATION)  # never seen: no value, no communication
 
 
 class AlarmEngine:
@@ -44,9 +44,9 @@ class AlarmEngine:
         self._alarms = self._catalog.alarms
         self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
         self.records: dict[str, AlarmRecord] = {}
-        # Latest input per tag (value, quality code, source time ms): delays, deviation setpoints
-        # and design suppression need other tags' values between their changes.
-        self._inputs: dict[str, tuple[object, int, int]] = {}
+        # Latest input per tag (value, quality): delays, deviation setpoints and design
+        # suppression need other tags' values between their changes.
+        self._inputs: dict[str, tuple[object, Quality]] = {}
         # alarm id -> when time alone next changes it (delay, re-alarm, shelve end)
         self._deadlines: dict[str, int] = {}
         self._cursor: str = "0-0"
@@ -142,8 +142,10 @@ class AlarmEngine:
                 for entry_id, fields in entries:
                     await self._apply_batch(json.loads(fields[b"b"]), entry_id.decode())
 
-    def _remember_input(self, tag: str, encoded: dict) -> None:
-        self._inputs[tag] = (encoded.get("v"), int(encoded["q"]), int(encoded.get("ts") or 0))
+    def _remember_input(self, tag: str, encoded: dict) -> Quality:
+        quality = quality_from_code(int(encoded["q"]))
+        self._inputs[tag] = (encoded.get("v"), quality)
+        return quality
 
     async def _apply_batch(self, batch: dict[str, dict], cursor: str) -> None:
         now = self._clock_ms()
@@ -156,13 +158,13 @@ class AlarmEngine:
                 suppressed_by = self._catalog.by_suppressing_tag.get(tag)
                 if not inputs_of and not suppressed_by:
                     continue
-                self._remember_input(tag, encoded)
+                quality = self._remember_input(tag, encoded)
                 for alarm_id in inputs_of or ():
                     window = self._catalog.rate_windows.get(alarm_id)
-                    number = as_number(encoded.get("v"))
-                    if window is not None and number is not None and self._alarms[alarm_id].tag == tag \
-                            and not quality_from_code(int(encoded["q"])).is_bad:
-                        window.add(int(encoded.get("ts") or now), number)
+                    if window is not None and self._alarms[alarm_id].tag == tag and not quality.is_bad:
+                        number = as_number(encoded.get("v"))
+                        if number is not None:
+                            window.add(int(encoded.get("ts") or now), number)
                     touched.add(alarm_id)
                 for alarm_id in suppressed_by or ():
                     self._apply(alarm_id, self._judge_suppression(alarm_id, now), changed, transitions)
@@ -176,15 +178,13 @@ class AlarmEngine:
 
     def _input_for(self, alarm_id: str) -> AlarmInput:
         alarm = self._alarms[alarm_id]
-        value, quality_code, _ = self._inputs.get(alarm.tag, NO_INPUT)
+        value, quality = self._inputs.get(alarm.tag, NO_INPUT)
         setpoint = None
-        setpoint_tag = getattr(alarm.alarm, "setpoint_tag", None)
-        if setpoint_tag is not None:
-            sp_value, sp_quality, _ = self._inputs.get(setpoint_tag, NO_INPUT)
-            setpoint = None if quality_from_code(sp_quality).is_bad else as_number(sp_value)
+        if alarm.setpoint_tag is not None:
+            sp_value, sp_quality = self._inputs.get(alarm.setpoint_tag, NO_INPUT)
+            setpoint = None if sp_quality.is_bad else as_number(sp_value)
         window = self._catalog.rate_windows.get(alarm_id)
-        return AlarmInput(value, quality_from_code(quality_code), setpoint,
-                          window.rate_per_s() if window is not None else None)
+        return AlarmInput(value, quality, setpoint, window.rate_per_s() if window is not None else None)
 
     def _evaluate(self, alarm_id: str, now: int) -> tuple[AlarmRecord, list[AlarmTransition]]:
         record = self.records[alarm_id]
@@ -195,8 +195,7 @@ class AlarmEngine:
 
     def _judge_suppression(self, alarm_id: str, now: int) -> tuple[AlarmRecord, list[AlarmTransition]]:
         condition = self._alarms[alarm_id].alarm.suppressed_when
-        value, quality_code, _ = self._inputs.get(condition.tag, NO_INPUT)
-        quality: Quality = quality_from_code(quality_code)
+        value, quality = self._inputs.get(condition.tag, NO_INPUT)
         return state_model.set_design_suppression(self.records[alarm_id], is_suppressed(condition, value, quality), now)
 
     def _apply(self, alarm_id: str, result: tuple[AlarmRecord, list[AlarmTransition]],

@@ -67,7 +67,8 @@ def active_columns(can_reset: bool) -> list[dict]:
     # Default order: priority, then newest first (the rows also arrive that way: web/alarm_view.py).
     return [
         _priority(), _time("time_ms", "Time", "desc"), TAG, MESSAGE,
-        {"field": "value", "headerName": "Value", "width": 120, "filter": False},
+        {"field": "value", "headerName": "Trip value", "width": 120, "filter": False,
+         "headerTooltip": "the input value when the alarm last changed; the live value is on the tag's faceplate"},
         {"field": "state_text", "headerName": "State", "width": 185, "cellRenderer": "AlarmState",
          "cellRendererParams": {"canReset": can_reset}, **TEXT_FILTER},
         AREA,

@@ -50,7 +50,14 @@ def evaluate(record: AlarmRecord, rules: AlarmRules, condition: bool | None, val
     input cannot be judged: the state holds and the record is flagged input_bad.
     """
     if condition is None:
-        return (record if record.input_bad else replace(record, input_bad=True)), []
+        # Unknown is not "still true": a running on-/off-delay starts again once the input is good.
+        if record.input_bad and record.pending_since_ms is None:
+            return record, []
+        return replace(record, input_bad=True, pending_since_ms=None), []
+    if condition == record.condition_active and not record.input_bad and record.pending_since_ms is None:
+        # The hot path: nothing changes. last_value stays the value of the last change of state or
+        # condition (what the journal and the alarm list show), so no record is rewritten per sample.
+        return record, []
     if record.input_bad or record.last_value != value:
         record = replace(record, input_bad=False, last_value=value)
     if condition == record.condition_active:
@@ -200,7 +207,8 @@ def return_to_service(record: AlarmRecord, user: str, now_ms: int, comment: str 
 def _end_shelve(record: AlarmRecord, now_ms: int, transition: str, *, user: str | None, comment: str | None) -> Result:
     record = replace(record, shelved_until_ms=None, shelve_one_shot=False, shelved_by=None, shelve_comment=None)
     if record.state is not S.SHELVED:
-        return record, []  # also suppressed or out of service: that state stays
+        # Also suppressed or out of service: that state stays, but the end of the shelve is journalled.
+        return _move(record, transition, record.state, now_ms, user=user, comment=comment)
     return _reenter(record, transition, now_ms, user=user, comment=comment)
 
 
@@ -225,6 +233,8 @@ def _move(record: AlarmRecord, transition: str, target: AlarmState, now_ms: int,
         time_ms=now_ms, value=record.last_value, user=user, comment=comment, tag=record.tag,
         kind=record.kind, area=record.area, priority=record.priority, message=record.message,
     )
+    if target is record.state:  # journalled, not a change of state (e.g. a shelve ending beneath G)
+        return record, [event]
     changes: dict = {"state": target, "state_since_ms": now_ms}
     if activated:
         changes.update(activated_ms=now_ms, acknowledged_ms=None, acknowledged_by=None, ack_comment=None)

@@ -237,3 +237,35 @@ def test_bad_input_is_not_evaluated_as_normal():
     assert events == [] and record.state is S.UNACK_ACTIVE and record.input_bad
     record, moves = feed(record, [60], start_ms=6000)
     assert moves == ["T3"] and not record.input_bad
+
+
+def test_bad_input_restarts_a_running_on_delay():
+    rules = AlarmRules(on_delay_s=3)
+    record, _ = sm.evaluate(fresh(), rules, True, 85.0, 0)
+    record, _ = sm.evaluate(record, rules, None, None, 500)  # unknown is not "still true"
+    record, events = sm.evaluate(record, rules, True, 85.0, 3000)
+    assert events == [] and record.pending_since_ms == 3000
+    record, events = sm.evaluate(record, rules, True, 85.0, 6000)
+    assert [e.transition for e in events] == ["T1"]
+
+
+def test_a_sample_that_changes_nothing_returns_the_same_record():
+    record, _ = sm.evaluate(fresh(), PLAIN, True, 85.0, 0)
+    assert sm.evaluate(record, PLAIN, True, 86.0, 1000) == (record, [])
+    assert record.last_value == 85.0  # the value of the last change, as journalled
+
+
+def test_unshelving_beneath_out_of_service_is_an_accepted_journalled_action():
+    from alarm_engine.actions import decide_command
+    from alarm_engine.alarm_catalog import ConfiguredAlarm
+    from alarm_engine.commands import AlarmCommand
+
+    record, _ = sm.shelve(record_in(S.NORMAL), PLAIN, "olga", T0, "why", duration_s=600)
+    record, _ = sm.remove_from_service(record, "erik", T0 + 1, "calibration")
+    configured = ConfiguredAlarm(record.alarm_id, "R1.temp", "high", HIGH, PLAIN, "Reactor", "R1 high")
+    outcome, after, events = decide_command(AlarmCommand("r1", "unshelve", record.alarm_id, "piet"), record,
+                                            configured, T0 + 2)
+    assert outcome.accepted and outcome.reason == ""
+    assert after.state is S.OUT_OF_SERVICE and not after.is_shelved
+    assert [(e.transition, e.from_state, e.to_state, e.user) for e in events] == [
+        ("T13", S.OUT_OF_SERVICE, S.OUT_OF_SERVICE, "piet")]

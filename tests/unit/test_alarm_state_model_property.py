@@ -104,12 +104,15 @@ class Model:
 
     def _end_shelve(self) -> list:
         self.shelved, self.shelve_until_ms, self.one_shot = False, None, False
-        return self._move("shelve ends")  # only E has the entry: beneath F or G the flag just goes
+        if self.state != "E":  # beneath F or G the state stays; the shelve's end is still journalled
+            return [("T13", self.state, self.state)]
+        return self._move("shelve ends")
 
     # -- the process side
     def _delays(self) -> list:
         if self.raw is None:
-            return []  # Bad input: nothing is judged, the state holds
+            self.pending_since_ms = None  # Bad input: nothing is judged, the state holds, a delay restarts
+            return []
         if self.raw == self.active:
             self.pending_since_ms = None
             return []
@@ -330,8 +333,8 @@ def _check_transitions(where: str, before: AlarmRecord, after: AlarmRecord, even
         assert event.time_ms == now_ms and event.alarm_id == after.alarm_id
         state = event.to_state
     assert state is after.state, f"{where}: the transitions end in {state.value}, the record is {after.state.value}"
-    if not events:
-        assert after.state is before.state
+    if not events or all(e.from_state is e.to_state for e in events):
+        assert after.state is before.state and after.state_since_ms == before.state_since_ms
     else:
         assert after.state_since_ms == now_ms
 
