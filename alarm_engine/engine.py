@@ -140,6 +140,8 @@ class AlarmEngine:
             replies = await self._redis.xread({keys.CHANGES: self._cursor}, block=1000, count=200)
             for _stream, entries in replies or []:
                 for entry_id, fields in entries:
+                    if not stream_id_older(self._cursor, entry_id.decode()):
+                        continue  # already judged (the feed was re-based on the current values meanwhile)
                     await self._apply_batch(json.loads(fields[b"b"]), entry_id.decode())
 
     def _remember_input(self, tag: str, encoded: dict) -> Quality:
@@ -239,8 +241,13 @@ class AlarmEngine:
         """Say every second that alarms are being decided, and how far behind the feed (web banner)."""
         while True:
             info = await self._redis.xinfo_stream(keys.CHANGES) if await self._redis.exists(keys.CHANGES) else None
-            newest = info["last-generated-id"] if info else None
-            newest = newest.decode() if isinstance(newest, bytes) else newest
+            newest = _text(info["last-generated-id"]) if info else None
+            oldest = _text(info["first-entry"][0]) if info and info.get("first-entry") else None
+            if oldest and self._cursor != "0-0" and stream_id_older(self._cursor, oldest):
+                # So far behind that the feed dropped changes we never judged: judge the current values.
+                log.error("alarm engine: fell behind the change feed (at %s, oldest kept %s); evaluating the"
+                          " current values", self._cursor, oldest)
+                await self._evaluate_snapshot()
             lag_ms = stream_id_ms(newest) - stream_id_ms(self._cursor) if newest and newest != self._cursor else 0
             await self._redis.hset(keys.ALARM_ENGINE_STATUS, mapping={
                 "heartbeat_ms": self._clock_ms(), "lag_ms": max(lag_ms, 0), "alarms": len(self.records)})
@@ -286,6 +293,10 @@ class AlarmEngine:
                 queue_outcome(pipe, outcome)
             pipe.xack(keys.ALARM_COMMANDS, COMMAND_GROUP, entry_id)
             await pipe.execute()
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def stream_id_ms(entry_id: str) -> int:

@@ -253,3 +253,20 @@ async def test_a_restart_after_the_feed_was_trimmed_judges_the_current_values(re
         await wait_for_state(redis_client, "R1.temp:high", S.UNACK_ACTIVE)
     finally:
         await cancel_and_wait([second])
+
+
+async def test_a_running_engine_that_fell_behind_the_feed_judges_the_current_values(redis_client):
+    engine = AlarmEngine(redis_client, CONFIG)
+    task = asyncio.create_task(engine.run())
+    try:
+        await put(redis_client, "R1.temp", 50.0)
+        await wait_for_state(redis_client, "R1.temp:high", S.NORMAL)
+        # As if the engine had stalled while the capped feed moved on: its position is no longer
+        # in the feed, and a change it never saw is only in the latest values.
+        engine._cursor = "1-0"
+        now_ms = int(time.time() * 1000)
+        await redis_client.hset(keys.LATEST, "R1.temp",
+                                f'{{"v": 95.0, "q": 0, "ts": {now_ms}, "rt": {now_ms}}}')
+        await wait_for_state(redis_client, "R1.temp:high", S.UNACK_ACTIVE, timeout_s=5)
+    finally:
+        await cancel_and_wait([task])
