@@ -49,6 +49,7 @@ test-browser: $(VENV)/.dev-installed
 bench: $(VENV)/.dev-installed
 	$(PY) -m bench.ingest_opcua
 	$(PY) -m bench.ingest_mqtt
+	$(PY) -m bench.alarm_engine
 
 # The Sparkplug B schema, compiled in-project; the generated module is committed (the runtime needs only protobuf).
 proto: $(VENV)/.dev-installed
