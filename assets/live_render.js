@@ -9,6 +9,9 @@
  * when the server reports Redis lost) every value is shown stale.
  * Helpers: live_tables.js builds the tag tables, live_trend.js extends the trend,
  * alarm_tone.js sounds the alarm tone from the alarm rows.
+ * The alarm engine's health (alarms.summary.engine, web/engine_health.py) fills every
+ * [data-sl-engine-notice] element; without live data it is "unknown", never "running".
+ * Elements with data-sl-time-ms (server-rendered times) are shown in the browser's local time.
  */
 (function () {
   'use strict';
@@ -146,6 +149,48 @@
   }
   window.stacklightPriorityIndicator = priorityIndicator;
 
+  // ---- the alarm engine's health (mirrors web/engine_health.py) ----------------------
+  var ENGINE_UNKNOWN_OFFLINE = 'ALARM ENGINE STATE UNKNOWN (no data connection): alarms may not be evaluated';
+  function durationText(ms) {
+    var s = Math.max(0, Math.floor(ms / 1000));
+    if (s < 120) { return s + ' s'; }
+    if (s < 7200) { return Math.floor(s / 60) + ' min'; }
+    if (s < 172800) { return Math.floor(s / 3600) + ' h'; }
+    return Math.floor(s / 86400) + ' d';
+  }
+  function engineNotice() {
+    if (!state.data) { return {state: '', text: ''}; }  // nothing heard yet: CONNECTING… says so
+    var alarms = state.data.alarms;
+    var engine = alarms && alarms.summary ? alarms.summary.engine : null;
+    if (state.disconnected || !engine) { return {state: 'unknown', text: ENGINE_UNKNOWN_OFFLINE}; }
+    var text = engine.text || '';
+    if (engine.heartbeat_ms) {
+      text = text.replace('{age}', durationText(Date.now() + state.clockOffsetMs - engine.heartbeat_ms));
+    }
+    return {state: engine.state, text: engine.state === 'running' ? '' : text};
+  }
+  function drawEngineNotice() {
+    var notice = engineNotice();
+    document.body.classList.toggle('sl-engine-down', notice.state !== '' && notice.state !== 'running');
+    document.querySelectorAll('[data-sl-engine-notice]').forEach(function (el) {
+      setAttr(el, 'data-state', notice.state);
+      setText(el, notice.text);
+    });
+  }
+
+  // ---- server-rendered times, in the browser's time zone -----------------------------
+  function localTime(ms) {
+    var d = new Date(ms);
+    var time = d.toLocaleTimeString([], {hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false});
+    return d.toDateString() === new Date().toDateString() ? time : d.toLocaleDateString() + ' ' + time;
+  }
+  function drawTimes() {
+    document.querySelectorAll('[data-sl-time-ms]').forEach(function (el) {
+      var ms = Number(el.getAttribute('data-sl-time-ms'));
+      if (ms > 0) { setText(el, localTime(ms)); }
+    });
+  }
+
   function drawChanged() {
     if (state.indexDirty) { reindex(); }
     var values = (state.data && state.data.values) || {};
@@ -162,6 +207,8 @@
     state.index.forEach(function (_els, tag) { state.drawnVersion.set(tag, values[tag] ? values[tag].n : -1); });
     drawBanner(true);
     drawConnection();
+    drawEngineNotice();
+    drawTimes();
   }
   function drawBanner(force) {
     var alarms = state.data && state.data.alarms;
@@ -202,6 +249,7 @@
     state.drawnVersion.clear();  // every value changes its look
     drawChanged();
     drawConnection();
+    drawEngineNotice();
   }
 
   // ---- once a second: ages, link watchdog, recovery ----------------------------------
@@ -226,6 +274,7 @@
     var silentMs = now - (state.lastPushMs || state.startedMs);
     setDisconnected(silentMs > STALE_AFTER_MS || (state.data !== null && state.data.connected === false));
     drawConnection();
+    drawEngineNotice();
     document.querySelectorAll('[data-sl-field="age"]').forEach(function (el) {
       var e = state.data && state.data.values ? state.data.values[el.getAttribute('data-sl-tag')] : null;
       setText(el, e ? ageText(e.rt) : '');
@@ -252,6 +301,7 @@
       drawChanged();
       drawBanner(false);
       drawConnection();
+      drawEngineNotice();
       if (window.stacklightTrend) { window.stacklightTrend.extend(state); }
       return window.dash_clientside.no_update;
     },
@@ -269,6 +319,12 @@
       var lists = [a.rows || [], a.shelved || [], a.suppressed || [], a.out_of_service || []];
       var names = ['Active alarms', 'Shelved', 'Suppressed by design', 'Out of service'];
       return lists.concat(lists.map(function (rows, i) { return names[i] + ' (' + rows.length + ')'; }));
+    },
+    // The faceplate's alarm section is redrawn by the server when the alarm view moved (layouts/faceplate.py).
+    alarmViewKey: function (data, seen) {
+      if (!data || !data.alarms) { return window.dash_clientside.no_update; }
+      var key = data.epoch + ':' + data.alarms.version;
+      return key === seen ? window.dash_clientside.no_update : key;
     }
   };
 

@@ -20,6 +20,7 @@ from web.alarm_actions import (
 from web.auth import current_identity, current_session
 from web.live_push import LIVE_STORE_ID
 from web.runtime import current_runtime
+from web.shell import engine_notice
 
 dash.register_page(__name__, path="/alarms", name="Alarms", title="Alarms", order=2)
 
@@ -202,6 +203,7 @@ def layout(**_query):
     return html.Div(
         [
             html.H1("Alarms", className="sl-page-title"),
+            engine_notice("page"),  # the lists below are not kept current while the engine is down
             dcc.Tabs(id="alarm-list-tabs", value="active", className="sl-alarm-tabs",
                      colors={"border": "#a5a5a5", "primary": "#333333", "background": "#c9c9c9"},
                      children=[dcc.Tab(label=label, value=value, id=f"alarm-tab-{value}", className="sl-alarm-tab",

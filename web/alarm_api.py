@@ -1,7 +1,14 @@
 """JSON API for alarms: the current records, and the operator actions of the alarm page.
 
-    GET  /api/alarms                          every alarm record, with shelve / suppression / service info
+    GET  /api/alarms                          every alarm record, with shelve / suppression / service info;
+                                              the engine's health in the headers X-Alarm-Engine-State
+                                              (running, behind, not_running, unknown),
+                                              X-Alarm-Engine-Heartbeat-Age-Ms and X-Alarm-Engine-Lag-Ms
+    GET  /api/alarms/engine                   the engine's health as JSON (web/engine_health.py)
     POST /api/alarms/{alarm_id}/{action}      body {"comment": ..., "duration_s": ..., "one_shot": ...}
+
+The list stays a plain JSON array (what existing clients read); a client that needs to
+know whether the records are being kept current reads the headers or /api/alarms/engine.
 
 Actions are alarm_engine.commands.ACTIONS, decided exactly as on the alarm page
 (web.alarm_actions.perform_alarm_action): the role is checked here (403), the
@@ -10,9 +17,10 @@ a session, and a POST the CSRF header (web/auth.py AuthMiddleware).
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from redis.exceptions import RedisError
@@ -22,6 +30,7 @@ from alarm_engine.commands import ACTIONS
 from web.alarm_actions import perform_alarm_action
 from web.alarm_view import alarm_record_json
 from web.auth import current_identity
+from web.engine_health import EngineHealth, engine_health_json, read_engine_health
 from web.runtime import current_runtime
 
 router = APIRouter(prefix="/api")
@@ -40,15 +49,41 @@ class ActionBody(BaseModel):
     one_shot: bool = False
 
 
+def _unavailable(exc: Exception) -> HTTPException:
+    return HTTPException(status_code=503, detail=f"the data server (Redis) is unavailable: {exc}")
+
+
+def engine_health_headers(health: EngineHealth) -> dict[str, str]:
+    headers = {"X-Alarm-Engine-State": health.state.value}
+    if health.heartbeat_age_ms is not None:
+        headers["X-Alarm-Engine-Heartbeat-Age-Ms"] = str(health.heartbeat_age_ms)
+    if health.lag_ms is not None:
+        headers["X-Alarm-Engine-Lag-Ms"] = str(health.lag_ms)
+    return headers
+
+
 @router.get("/alarms")
-async def list_alarms() -> list[dict[str, Any]]:
+async def list_alarms(response: Response) -> list[dict[str, Any]]:
     """Read from Redis, not this worker's cache: an API client acting then reading sees its change."""
     runtime = await current_runtime().ensure_started()
     try:
         records = await read_all_alarms(runtime.redis)
+        health = await read_engine_health(runtime.redis, int(time.time() * 1000))
     except (RedisError, OSError) as exc:
-        raise HTTPException(status_code=503, detail=f"the data server (Redis) is unavailable: {exc}") from None
+        raise _unavailable(exc) from None
+    response.headers.update(engine_health_headers(health))
     return [alarm_record_json(r) for r in sorted(records, key=lambda r: (r.priority, r.alarm_id))]
+
+
+@router.get("/alarms/engine")
+async def alarm_engine_health() -> dict[str, Any]:
+    """Whether the alarm engine is deciding alarms: running, behind or not_running, with the figures."""
+    runtime = await current_runtime().ensure_started()
+    try:
+        health = await read_engine_health(runtime.redis, int(time.time() * 1000))
+    except (RedisError, OSError) as exc:
+        raise _unavailable(exc) from None
+    return engine_health_json(health)
 
 
 @router.post("/alarms/{alarm_id:path}/{action}")

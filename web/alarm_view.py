@@ -1,5 +1,10 @@
 """Alarm records as the operator sees them: sorted rows, the banner summary, and the lists of
-shelved, suppressed-by-design and out-of-service alarms (ISA-18.2 states E, F, G)."""
+shelved, suppressed-by-design and out-of-service alarms (ISA-18.2 states E, F, G).
+
+The summary also carries whether the alarm engine is deciding alarms at all
+(web/engine_health.py); without a judgement it says "unknown", never "running".
+"normal" covers the alarms in state A, which only a faceplate shows (web/faceplate_alarms.py).
+"""
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -7,6 +12,7 @@ from typing import Any, Protocol
 
 from domain.alarms.records import STATE_TEXT, AlarmRecord, AlarmState
 from domain.config_model import Tag
+from web.engine_health import NOT_YET_JUDGED, EngineHealth, engine_health_view
 from web.tag_display import format_with_unit
 
 PRIORITIES = (1, 2, 3, 4)
@@ -79,8 +85,8 @@ def removed_row(record: AlarmRecord, tags: TagLookup) -> dict[str, Any]:
     }
 
 
-def alarm_summary(records: Iterable[AlarmRecord]) -> dict[str, Any]:
-    """Banner counts (unacknowledged per priority), the newest alarm, and each tag's worst alarm."""
+def alarm_summary(records: Iterable[AlarmRecord], engine: EngineHealth = NOT_YET_JUDGED) -> dict[str, Any]:
+    """Banner counts (unacknowledged per priority), the newest alarm, each tag's worst alarm, the engine's health."""
     shown = sort_shown_alarms(records)
     unack = {str(p): 0 for p in PRIORITIES}
     tags: dict[str, dict[str, Any]] = {}
@@ -99,17 +105,29 @@ def alarm_summary(records: Iterable[AlarmRecord]) -> dict[str, Any]:
             "state_text": STATE_TEXT[newest.state],
         },
         "tags": tags,
+        "engine": engine_health_view(engine),
     }
 
 
-def build_alarm_view(records: Iterable[AlarmRecord], tags: TagLookup) -> dict[str, Any]:
+def build_alarm_view(records: Iterable[AlarmRecord], tags: TagLookup,
+                     engine: EngineHealth = NOT_YET_JUDGED) -> dict[str, Any]:
     """What every page receives: the alarm list's rows, the three lists of removed alarms, the banner."""
     records = list(records)
     view: dict[str, Any] = {"rows": [alarm_row(r, tags) for r in sort_shown_alarms(records)]}
     for name, state in REMOVED_LISTS.items():
         view[name] = [removed_row(r, tags) for r in _by_priority_then_newest(r for r in records if r.state is state)]
-    view["summary"] = alarm_summary(records)
+    view["summary"] = alarm_summary(records, engine)
+    view["normal"] = normal_alarms(records)
     return view
+
+
+def normal_alarms(records: list[AlarmRecord]) -> dict[str, Any]:
+    """What a faceplate shows of the alarms in no list (state A): how many, and which have their input BAD.
+
+    In the view so that its version moves when these change too (layouts/faceplate.py redraws then).
+    """
+    normal = [r for r in records if r.state is AlarmState.NORMAL]
+    return {"count": len(normal), "input_bad": sorted(r.alarm_id for r in normal if r.input_bad)}
 
 
 def alarm_record_json(record: AlarmRecord) -> dict[str, Any]:

@@ -5,6 +5,8 @@ store, which the persistent push loop (web/live_push.py) keeps current: the
 unacknowledged alarms per priority (states B, D and LU; shelved, suppressed and
 out-of-service alarms are not counted) and the newest alarm, one click from the
 alarm list. assets/alarm_tone.js sounds the alarm tone and drives its controls here.
+Below them, a notice that cannot be missed when the alarm engine is not running or
+behind (web/engine_health.py): the alarm counts are then not to be trusted.
 """
 from __future__ import annotations
 
@@ -46,6 +48,12 @@ def tone_controls() -> html.Div:
     )
 
 
+def engine_notice(where: str) -> html.Div:
+    """Filled and shown by assets/live_render.js unless the alarm engine is running (see web/engine_health.py)."""
+    return html.Div("", className=f"sl-engine-notice sl-engine-notice-{where}", role="alert",
+                    **{"data-sl-engine-notice": where, "data-state": ""})
+
+
 def user_box() -> html.Div:
     session = current_session()
     name, role = (session.user, session.role.value) if session else ("-", "")
@@ -69,6 +77,7 @@ def banner(site_name: str) -> html.Header:
             tone_controls(),
             html.Div("CONNECTING…", id="sl-conn", className="sl-conn", role="status"),
             user_box(),
+            engine_notice("banner"),
         ],
         className="sl-banner",
     )

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from alarm_engine.commands import CommandOutcome, parse_command, queue_outcome
 from domain.alarms.records import AlarmRecord, AlarmState
@@ -21,6 +22,10 @@ from web.alarm_cache import AlarmCache
 from web.alarm_view import alarm_record_json, alarm_summary, build_alarm_view, sort_shown_alarms
 from web.audit import read_audit
 from web.auth import RequestIdentity
+from web.engine_health import (
+    AGE_PLACEHOLDER, BEHIND_AFTER_MS, HEARTBEAT_TIMEOUT_MS, EngineState, coarse_lag_ms, duration_text,
+    engine_health_json, engine_health_text, engine_health_view, judge_engine_health,
+)
 from web.roles import Role
 from web.runtime import WebRuntime
 from web.sessions import Session
@@ -102,6 +107,10 @@ def test_a_device_alarm_on_a_discovered_tag_links_to_its_faceplate():
     assert row["has_faceplate"] is True and row["value"] == "81.0 degC"
 
 
+async def engine_running(_redis, now_ms):
+    return judge_engine_health({b"heartbeat_ms": str(now_ms).encode(), b"lag_ms": b"0"}, now_ms)
+
+
 def test_the_alarm_cache_rebuilds_its_view_when_the_tag_directory_changes(monkeypatch):
     device = AlarmRecord(alarm_id="mq:F9.temp high", tag="F9.temp", kind="high", priority=2, message="F9 hot",
                          area="Plant", state=AlarmState.UNACK_ACTIVE, state_since_ms=1, device_source="mq",
@@ -117,6 +126,7 @@ def test_the_alarm_cache_rebuilds_its_view_when_the_tag_directory_changes(monkey
 
     monkeypatch.setattr("web.alarm_cache.read_alarm_version", alarm_version)
     monkeypatch.setattr("web.alarm_cache.read_all_alarms", all_alarms)
+    monkeypatch.setattr("web.alarm_cache.read_engine_health", engine_running)
     directory = TagDirectory(PLANT)
     cache = AlarmCache(None, directory, poll_s=0.01)
 
@@ -133,6 +143,139 @@ def test_the_alarm_cache_rebuilds_its_view_when_the_tag_directory_changes(monkey
     version = asyncio.run(scenario())
     assert cache.view["rows"][0]["has_faceplate"] is True and cache.version == version + 1
     assert len(reads) == 1  # rebuilt from the records it holds, not read again
+
+
+# ---- the alarm engine's health ------------------------------------------------------------------
+
+NOW_MS = 1_700_000_000_000
+
+
+def beat(age_ms: int, lag_ms: int = 0, alarms: int = 12) -> dict:
+    """The engine's heartbeat hash as Redis returns it (bytes), written age_ms before NOW_MS."""
+    return {b"heartbeat_ms": str(NOW_MS - age_ms).encode(), b"lag_ms": str(lag_ms).encode(),
+            b"alarms": str(alarms).encode()}
+
+
+def test_an_engine_that_never_beat_is_not_running():
+    for status in (None, {}, {b"lag_ms": b"0"}, {b"heartbeat_ms": b"not a number"}, {b"heartbeat_ms": b"0"}):
+        health = judge_engine_health(status, NOW_MS)
+        assert health.state is EngineState.NOT_RUNNING and health.heartbeat_ms is None, status
+    assert engine_health_text(judge_engine_health({}, NOW_MS)) == (
+        "ALARM ENGINE NOT RUNNING (no heartbeat ever): alarms are not being evaluated")
+
+
+def test_an_engine_is_running_until_its_heartbeat_is_more_than_five_seconds_old():
+    running = judge_engine_health(beat(HEARTBEAT_TIMEOUT_MS), NOW_MS)
+    assert running.state is EngineState.RUNNING and running.is_running
+    assert (running.heartbeat_age_ms, running.lag_ms, running.alarms) == (5_000, 0, 12)
+    stopped = judge_engine_health(beat(HEARTBEAT_TIMEOUT_MS + 1), NOW_MS)
+    assert stopped.state is EngineState.NOT_RUNNING and not stopped.is_running
+    assert engine_health_text(judge_engine_health(beat(23_400), NOW_MS)) == (
+        "ALARM ENGINE NOT RUNNING (no heartbeat for 23 s): alarms are not being evaluated")
+    # str keys (a decoding client) read the same; a clock a little ahead of ours is no stop.
+    assert judge_engine_health({"heartbeat_ms": str(NOW_MS - 1_000)}, NOW_MS).state is EngineState.RUNNING
+    ahead = judge_engine_health(beat(-2_000), NOW_MS)
+    assert ahead.state is EngineState.RUNNING and ahead.heartbeat_age_ms == 0
+
+
+def test_an_engine_more_than_ten_seconds_behind_the_tag_changes_is_behind_and_a_stopped_one_is_not_running():
+    assert judge_engine_health(beat(500, lag_ms=BEHIND_AFTER_MS), NOW_MS).state is EngineState.RUNNING
+    behind = judge_engine_health(beat(500, lag_ms=BEHIND_AFTER_MS + 1), NOW_MS)
+    assert behind.state is EngineState.BEHIND and not behind.is_running
+    assert engine_health_text(judge_engine_health(beat(500, lag_ms=47_000), NOW_MS)) == (
+        "ALARM ENGINE BEHIND (47 s behind the tag changes): alarms are annunciated late")
+    assert judge_engine_health(beat(9_000, lag_ms=60_000), NOW_MS).state is EngineState.NOT_RUNNING
+
+
+def test_the_pushed_health_changes_with_the_state_not_with_every_heartbeat():
+    view = engine_health_view
+    # Running: the same view from one heartbeat to the next (the alarm view is not rebuilt every second).
+    assert view(judge_engine_health(beat(100), NOW_MS)) == view(judge_engine_health(beat(1_100), NOW_MS + 1_000))
+    assert view(judge_engine_health(beat(100), NOW_MS)) == {"state": "running", "heartbeat_ms": None,
+                                                             "lag_ms": None, "text": "Alarm engine running"}
+    # Not running: the last heartbeat is fixed, the browser counts its age from it.
+    stopped = view(judge_engine_health(beat(6_000), NOW_MS))
+    assert stopped["state"] == "not_running" and stopped["heartbeat_ms"] == NOW_MS - 6_000
+    assert stopped["text"] == f"ALARM ENGINE NOT RUNNING (no heartbeat for {AGE_PLACEHOLDER}):" \
+                              " alarms are not being evaluated"
+    assert view(judge_engine_health(beat(6_000), NOW_MS + 3_000)) == stopped  # the same stop, later
+    # Behind: the lag in coarse steps.
+    assert view(judge_engine_health(beat(0, lag_ms=12_300), NOW_MS)) == view(
+        judge_engine_health(beat(0, lag_ms=14_900), NOW_MS))
+    assert view(judge_engine_health(beat(0, lag_ms=15_000), NOW_MS))["lag_ms"] == 15_000
+    assert [coarse_lag_ms(ms) for ms in (12_300, 61_000, 3_700_000)] == [10_000, 60_000, 3_600_000]
+    assert [duration_text(ms) for ms in (999, 119_999, 120_000, 7_200_000, 172_800_000)] == [
+        "0 s", "119 s", "2 min", "2 h", "2 d"]
+
+
+def test_the_summary_carries_the_engines_health_and_never_claims_running_without_a_judgement():
+    assert alarm_summary(RECORDS)["engine"]["state"] == "unknown"
+    assert build_alarm_view([], PLANT)["summary"]["engine"]["state"] == "unknown"
+    stopped = build_alarm_view(RECORDS, PLANT, judge_engine_health(beat(23_000), NOW_MS))["summary"]["engine"]
+    assert stopped["state"] == "not_running" and stopped["text"].startswith("ALARM ENGINE NOT RUNNING")
+    running = alarm_summary(RECORDS, judge_engine_health(beat(0), NOW_MS))
+    assert running["engine"]["state"] == "running" and running["unack"] == {"1": 1, "2": 0, "3": 2, "4": 0}
+    assert engine_health_json(judge_engine_health(beat(23_000), NOW_MS)) | {"text": ""} == {
+        "state": "not_running", "running": False, "heartbeat_ms": NOW_MS - 23_000, "heartbeat_age_ms": 23_000,
+        "lag_ms": 0, "alarms": 12, "text": "", "heartbeat_timeout_ms": 5_000, "behind_after_ms": 10_000}
+
+
+def test_the_alarm_cache_moves_its_version_when_the_engine_stops_or_redis_is_lost_though_no_alarm_changed(
+        monkeypatch):
+    clock = {"now": NOW_MS}
+    engine = {"status": {}}
+    redis_up = {"up": True}
+
+    async def alarm_version(_redis):
+        if not redis_up["up"]:
+            raise RedisConnectionError("connection refused")
+        return 7  # no alarm ever changes in this test
+
+    async def all_alarms(_redis):
+        return list(RECORDS)
+
+    async def engine_health(_redis, now_ms):
+        return judge_engine_health(engine["status"], now_ms)
+
+    monkeypatch.setattr("web.alarm_cache.read_alarm_version", alarm_version)
+    monkeypatch.setattr("web.alarm_cache.read_all_alarms", all_alarms)
+    monkeypatch.setattr("web.alarm_cache.read_engine_health", engine_health)
+    cache = AlarmCache(None, TagDirectory(PLANT), poll_s=0.01, clock_ms=lambda: clock["now"])
+    assert cache.view["summary"]["engine"]["state"] == "unknown"
+
+    def state() -> str:
+        return cache.view["summary"]["engine"]["state"]
+
+    async def polls(n: int = 5):
+        await asyncio.sleep(0.01 * n)
+
+    async def scenario():
+        task = asyncio.create_task(cache.run())
+        await polls()
+        assert state() == "not_running" and cache.view["summary"]["engine"]["heartbeat_ms"] is None
+        seen = []
+        for _ in range(5):  # the engine starts and beats every second
+            engine["status"] = {b"heartbeat_ms": str(clock["now"]).encode(), b"lag_ms": b"0"}
+            await polls()
+            clock["now"] += 1_000
+            seen.append((state(), cache.version))
+        assert {s for s, _ in seen} == {"running"} and len({v for _, v in seen}) == 1  # one rebuild, not five
+        version = cache.version
+        clock["now"] += 6_000  # no heartbeat for more than 5 s
+        await polls()
+        assert state() == "not_running" and cache.version == version + 1
+        assert cache.view["rows"] == build_alarm_view(RECORDS, PLANT)["rows"]  # the alarms are as they were
+        redis_up["up"] = False
+        await polls()
+        assert state() == "unknown" and not cache.connected and cache.version == version + 2
+        assert "cannot reach the data server" in cache.view["summary"]["engine"]["text"]
+        redis_up["up"] = True
+        engine["status"] = {b"heartbeat_ms": str(clock["now"]).encode(), b"lag_ms": b"0"}
+        await polls()
+        assert state() == "running" and cache.connected
+        task.cancel()
+
+    asyncio.run(scenario())
 
 
 # ---- latched, shelved, suppressed and out-of-service alarms ------------------------------------
@@ -178,6 +321,15 @@ def test_shelved_suppressed_and_out_of_service_alarms_have_lists_of_their_own():
     assert (oos["alarm_id"], oos["out_of_service_by"], oos["out_of_service_comment"], oos["state_text"]) == (
         "oo", "erik", "transmitter removed", "OUT OF SERVICE")
     assert oos["since_ms"] == 7_000 and oos["has_faceplate"] is True
+
+
+def test_a_normal_alarms_input_bad_flag_changes_the_view_so_faceplates_redraw():
+    view = build_alarm_view(RECORDS, PLANT)
+    assert view["normal"] == {"count": 1, "input_bad": []}
+    flagged = [dataclasses.replace(r, input_bad=True) if r.alarm_id == "e" else r for r in RECORDS]
+    assert build_alarm_view(flagged, PLANT)["normal"] == {"count": 1, "input_bad": ["e"]}
+    assert build_alarm_view(flagged, PLANT)["rows"] == view["rows"]  # the alarm list itself is unchanged
+    assert build_alarm_view(RECORDS[:-1], PLANT)["normal"]["count"] == 0
 
 
 def test_an_alarm_as_json_carries_its_shelve_and_service_details():
