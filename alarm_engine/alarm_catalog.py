@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from domain.alarms.conditions import RateWindow, default_message
 from domain.alarms.records import AlarmRecord, alarm_id_for
-from domain.alarms.settings import AnyAlarm, RateOfChangeAlarm
+from domain.alarms.settings import AnyAlarm, RateOfChangeAlarm, alarms_with_defaults
 from domain.alarms.state_model import AlarmRules, rules_for
 from domain.config_model import PlantConfig
 
@@ -52,12 +52,7 @@ def build_catalog(config: PlantConfig) -> AlarmCatalog:
     catalog = AlarmCatalog()
     system = config.alarm_system
     for tag in config.tags:
-        if tag.alarms is None:
-            continue
-        items = tag.alarms.items()
-        if items and tag.alarms.bad_quality is None and system.bad_quality_default is not None:
-            items.append(("bad_quality", system.bad_quality_default))
-        for kind, alarm in items:
+        for kind, alarm in alarms_with_defaults(tag.alarms, system):
             alarm_id = alarm_id_for(tag.name, kind)
             setpoint = getattr(alarm, "setpoint_tag", None)
             catalog.alarms[alarm_id] = ConfiguredAlarm(

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from domain.alarms.records import STATE_TEXT, AlarmRecord, AlarmState
-from domain.alarms.settings import ALARM_KINDS, KIND_LABELS, AlarmSystemSettings
+from domain.alarms.settings import ALARM_KINDS, KIND_LABELS, AlarmSystemSettings, alarms_with_defaults
 from domain.alarms.state_model import AlarmRules, rules_for
 from domain.config_model import Tag
 from web.alarm_actions import describe_results, duration_words, may_act, perform_alarm_action, permission_for, \
@@ -75,14 +75,8 @@ class FaceplateAlarmRow:
 
 
 def configured_rules(tag: Tag, system: AlarmSystemSettings) -> dict[str, AlarmRules]:
-    """Each configured alarm kind of the tag and its rules, with the plant's bad-quality default
-    where the tag has process alarms but no bad_quality alarm (as alarm_engine/alarm_catalog.py)."""
-    if tag.alarms is None:
-        return {}
-    items = tag.alarms.items()
-    if items and tag.alarms.bad_quality is None and system.bad_quality_default is not None:
-        items.append(("bad_quality", system.bad_quality_default))
-    return {kind: rules_for(alarm, system) for kind, alarm in items}
+    """Each alarm kind of the tag as the engine runs it (bad-quality default included) and its rules."""
+    return {kind: rules_for(alarm, system) for kind, alarm in alarms_with_defaults(tag.alarms, system)}
 
 
 def longest_shelve_s(tag: Tag, system: AlarmSystemSettings) -> float:

@@ -19,7 +19,8 @@ from web.auth import current_session
 from web.live_push import LIVE_STORE_ID
 from web.runtime import current_runtime
 
-NAVIGATION = (("Overview", "/"), ("Trend", "/trend"), ("Alarms", "/alarms"), ("Sources", "/sources"))
+NAVIGATION = (("Overview", "/"), ("Trend", "/trend"), ("Alarms", "/alarms"), ("Journal", "/alarms/journal"),
+              ("Alarm KPIs", "/alarms/performance"), ("Sources", "/sources"))
 
 
 def alarm_counts() -> dcc.Link:

@@ -177,6 +177,17 @@ class AlarmSystemSettings(_Strict):
     journal_retention_days: Annotated[int, Field(ge=1, le=36500)] = 400
 
 
+def alarms_with_defaults(alarms: TagAlarms | None, system: AlarmSystemSettings) -> list[tuple[str, AnyAlarm]]:
+    """A tag's alarms as the engine runs them: with the plant's bad-quality default added where
+    the tag has process alarms but no bad_quality alarm of its own."""
+    if alarms is None:
+        return []
+    items = alarms.items()
+    if items and alarms.bad_quality is None and system.bad_quality_default is not None:
+        items.append(("bad_quality", system.bad_quality_default))
+    return items
+
+
 def is_high_kind(kind: str) -> bool:
     return kind in ("high", "high_high")
 
