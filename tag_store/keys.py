@@ -8,6 +8,10 @@ LATEST = PREFIX + "latest"
 # Stream: one entry per published batch, field "b" = JSON {tag: encoded value}. Fan-out feed.
 CHANGES = PREFIX + "changes"
 CHANGES_MAXLEN = 10_000
+# Stream: one entry per written batch with EVERY sample of it (CHANGES keeps only the newest per tag),
+# field "s" = JSON [[tag, encoded value], ...]. The historian's feed; capped, it follows by cursor.
+SAMPLES = PREFIX + "samples"
+SAMPLES_MAXLEN = 5_000
 # Hash per source: state, detail, heartbeat_ms (see source_status.py).
 SOURCE_STATUS_PATTERN = PREFIX + "source:*"
 # Stream: alarm engine operator commands (acknowledge ...), answered in ACTION_RESULT.

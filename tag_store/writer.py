@@ -2,8 +2,8 @@
 
 Sources call submit() from their receive loops (never blocking); run() flushes
 every flush_interval_s, one pipeline per batch: one script call that XADDs each
-sample to its tag's history, HSET of all latest values, one XADD of the whole
-batch to CHANGES.
+sample to its tag's history, HSET of all latest values, one XADD of the newest
+value per tag to CHANGES and one of every sample to SAMPLES (the historian's feed).
 """
 from __future__ import annotations
 
@@ -133,6 +133,8 @@ class TagStoreWriter:
         # The encoded values are JSON already: the change entry is assembled, not re-encoded.
         changes = "{" + ",".join(f"{json.dumps(tag)}:{value}" for tag, value in latest.items()) + "}"
         pipe.xadd(keys.CHANGES, {"b": changes}, maxlen=keys.CHANGES_MAXLEN, approximate=True)
+        samples = "[" + ",".join(f"[{json.dumps(tv.tag)},{value}]" for tv, value in zip(batch, encoded)) + "]"
+        pipe.xadd(keys.SAMPLES, {"s": samples}, maxlen=keys.SAMPLES_MAXLEN, approximate=True)
         try:
             await pipe.execute()
         except (RedisError, OSError) as exc:
