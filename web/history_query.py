@@ -1,0 +1,380 @@
+"""A tag's history over any range: the historian's files on disk and the recent Redis stream as one
+series, downsampled for a trend (query_history) or raw for an export (web/history_csv.py).
+
+The two tiers:
+- disk: historian.reader.HistoryReader over <data_dir> (raw samples, 1-minute rollups), read in a
+  worker thread; missing or failing, the query answers from Redis alone and says so in `notes`.
+- recent: the Redis stream sl:hist:<tag>, whose ids are receive times; it is read by id from
+  start - RECEIVE_SKEW_MS to end + RECEIVE_SKEW_MS and filtered by source time.
+Samples present in both (the historian copies the same feed) appear once: exact duplicates (same
+source time, value and quality) are dropped, everything else is kept.
+
+Resolution rule: when the disk tier estimates at most RAW_BUDGET_PER_PEN samples in the range, the
+whole range is raw. Otherwise the newest part that fits the budget (by the estimate, assuming an even
+rate; cut at a minute boundary) is raw and the older part comes from 1-minute rollups, each minute
+drawn at its minimum and maximum (domain.downsampling.rollup_points). Either way the result is
+downsampled to at most max_points (capped at MAX_POINTS_CAP) with peaks, dips and gaps kept.
+
+Sources report on change, so a value holds until the next sample: the value in force at start_ms is
+carried in as a point at start_ms, and the last value is held up to min(end, now) only while the tag
+is live (web.trend_history.hold_to_now semantics). Bad samples are gaps (None), never a line.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import redis.asyncio as aioredis
+
+from domain.config_model import DataType, Tag
+from domain.downsampling import downsample, rollup_points
+from domain.freshness import Freshness
+from tag_store import keys
+from tag_store.codec import decode_tag_value
+
+log = logging.getLogger(__name__)
+
+MINUTE_MS = 60_000
+DAY_MS = 86_400_000
+RAW_BUDGET_PER_PEN = 200_000
+DEFAULT_MAX_POINTS = 2_000
+MIN_POINTS = 10
+MAX_POINTS_CAP = 10_000
+MAX_RANGE_MS = 366 * DAY_MS
+# How far a sample's source time may lie from its receive time (the stream id) and still be found.
+RECEIVE_SKEW_MS = 600_000
+REDIS_PAGE = 10_000
+BAD_CODE = 0x80000000
+
+
+class HistoryQueryError(ValueError):
+    """A query that cannot be answered as asked; str() says why (HTTP 400, the page's message)."""
+
+
+class DiskTier(Protocol):
+    """What query_history needs of historian.reader.HistoryReader."""
+
+    def raw(self, tag: str, start_ms: int, end_ms: int) -> Any: ...
+    def rollup(self, tag: str, start_ms: int, end_ms: int) -> Any: ...
+    def count_estimate(self, tag: str, start_ms: int, end_ms: int) -> int: ...
+    def last_sample_before(self, tag: str, ts_ms: int) -> tuple[int, float, int] | None: ...
+
+
+@dataclass(frozen=True)
+class PenHistory:
+    """One pen's history over [start_ms, end_ms]: points in time order, None = gap (Bad, lost)."""
+
+    tag: str
+    unit: str
+    start_ms: int
+    end_ms: int
+    ts_ms: list[int]
+    values: list[float | None]
+    # (from_ms, to_ms): from a Bad (Uncertain) sample to the next sample that is not, or the end.
+    quality_bad_periods: list[tuple[int, int]]
+    quality_uncertain_periods: list[tuple[int, int]]
+    raw_count: int  # points before downsampling (rollup minutes count as their points)
+    downsampled: bool
+    resolution: str  # "raw", or "rollup_1min+raw" (rollups before raw_from_ms)
+    raw_from_ms: int
+    tiers: tuple[str, ...]  # which tiers answered: "disk", "redis"
+    truncated: bool  # a read limit cut samples off (see notes)
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Samples:
+    """Parallel arrays in time order: source time, value (NaN = Bad or not a number), quality code."""
+
+    ts_ms: np.ndarray
+    value: np.ndarray
+    quality: np.ndarray
+    names: dict[int, str] = field(default_factory=dict)  # quality names a source gave (CSV)
+
+    @staticmethod
+    def empty() -> Samples:
+        return Samples(np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.uint32))
+
+    def __len__(self) -> int:
+        return len(self.ts_ms)
+
+    def between(self, start_ms: int, end_ms: int) -> Samples:
+        keep = (self.ts_ms >= start_ms) & (self.ts_ms <= end_ms)
+        return Samples(self.ts_ms[keep], self.value[keep], self.quality[keep], self.names)
+
+
+def is_bad(quality: np.ndarray) -> np.ndarray:
+    return (quality.astype(np.uint32) >> 30) >= 2
+
+
+def is_uncertain(quality: np.ndarray) -> np.ndarray:
+    return (quality.astype(np.uint32) >> 30) == 1
+
+
+def check_query(tag: Tag, start_ms: int, end_ms: int, max_points: int) -> int:
+    """The max_points to use; HistoryQueryError for what cannot be answered."""
+    if tag.data_type == DataType.STRING:
+        raise HistoryQueryError(f"'{tag.name}' is a text tag: text values are not trended")
+    if end_ms <= start_ms:
+        raise HistoryQueryError("the range must end after it starts")
+    if end_ms - start_ms > MAX_RANGE_MS:
+        raise HistoryQueryError(f"the range is {(end_ms - start_ms) / DAY_MS:.1f} days long; "
+                                f"at most {MAX_RANGE_MS // DAY_MS} days")
+    if max_points < MIN_POINTS:
+        raise HistoryQueryError(f"max_points={max_points}: at least {MIN_POINTS}")
+    return min(max_points, MAX_POINTS_CAP)
+
+
+# --- the recent tier: Redis ---------------------------------------------------------------------
+
+def _decode(tag: Tag, raw: bytes | str, names: dict[int, str]) -> tuple[int, float, int]:
+    tv = decode_tag_value(tag.name, raw)
+    names.setdefault(tv.quality.code, tv.quality.name)
+    value = tv.value
+    if tv.quality.is_bad or isinstance(value, str) or value is None:
+        return tv.source_time_ms, float("nan"), tv.quality.code
+    return tv.source_time_ms, float(value), tv.quality.code  # a bool is 1.0 / 0.0
+
+
+async def read_recent(redis: aioredis.Redis, tag: Tag, start_ms: int, end_ms: int,
+                      max_entries: int) -> tuple[Samples, tuple[int, float, int] | None, bool]:
+    """Samples with source times in [start_ms, end_ms], the last one before start_ms (carry-in),
+    and whether max_entries cut the read short (the oldest part is then kept, the newest missing)."""
+    key = keys.history(tag.name)
+    low_id = max(0, start_ms - RECEIVE_SKEW_MS)
+    cursor, rows, names, truncated = str(low_id), [], {}, False
+    while True:
+        page = await redis.xrange(key, min=cursor, max=str(end_ms + RECEIVE_SKEW_MS), count=REDIS_PAGE)
+        for _id, fields in page:
+            raw = fields.get(b"d") or fields.get("d")
+            if raw is not None:
+                rows.append(_decode(tag, raw, names))
+        if len(page) < REDIS_PAGE:
+            break
+        if len(rows) >= max_entries:
+            truncated = True
+            break
+        last_id = page[-1][0]
+        cursor = "(" + (last_id.decode() if isinstance(last_id, bytes) else last_id)
+    carry = [r for r in rows if r[0] < start_ms]
+    if low_id > 0:
+        older = await redis.xrevrange(key, max=f"({low_id}", count=1)
+        for _id, fields in older:
+            raw = fields.get(b"d") or fields.get("d")
+            if raw is not None and (sample := _decode(tag, raw, names))[0] < start_ms:
+                carry.append(sample)
+    carried = max(carry, key=lambda r: r[0]) if carry else None
+    if not rows:
+        return Samples.empty(), carried, truncated
+    ts, value, quality = (np.array(c) for c in zip(*rows))
+    samples = Samples(ts.astype(np.int64), value.astype(np.float64), quality.astype(np.uint32), names)
+    return sort_and_dedupe(samples).between(start_ms, end_ms), carried, truncated
+
+
+# --- the disk tier: the historian's files -------------------------------------------------------
+
+_readers: dict[Path, DiskTier] = {}
+_failing: set[Path] = set()
+
+
+def disk_tier_of(runtime) -> DiskTier | None:
+    """The runtime's historian reader (one per data_dir and process), or None without a historian."""
+    data_dir = Path(runtime.config.data_dir).resolve()
+    if data_dir not in _readers:
+        try:
+            from historian.reader import HistoryReader  # noqa: PLC0415 - optional until the historian exists
+        except ImportError:
+            return None
+        _readers[data_dir] = HistoryReader(data_dir)
+    return _readers[data_dir]
+
+
+@dataclass(frozen=True)
+class DiskPart:
+    raw: Samples
+    rollup_ts: np.ndarray
+    rollup_values: np.ndarray
+    rollup_bad_periods: list[tuple[int, int]]
+    raw_from_ms: int
+    carried: tuple[int, float, int] | None
+
+
+def series_samples(series: Any) -> Samples:
+    """historian.reader.RawSeries as Samples."""
+    return Samples(np.asarray(series.ts_ms, dtype=np.int64), np.asarray(series.value, dtype=np.float64),
+                   np.asarray(series.quality, dtype=np.uint32))
+
+
+def read_disk(reader: DiskTier, tag: str, start_ms: int, end_ms: int, raw_budget: int) -> DiskPart:
+    """Blocking: all of one query's reads of the disk tier (run in a worker thread)."""
+    estimate = reader.count_estimate(tag, start_ms, end_ms)
+    rollup_ts, rollup_values = np.empty(0, np.int64), np.empty(0, np.float64)
+    bad_periods: list[tuple[int, int]] = []
+    raw_from_ms = start_ms
+    if estimate > raw_budget:
+        cut_ms = end_ms - (end_ms - start_ms) * raw_budget // estimate
+        cut_ms -= cut_ms % MINUTE_MS
+        if cut_ms > start_ms:
+            rows = reader.rollup(tag, start_ms, cut_ms)
+            minutes = np.asarray(rows.minute_ms, dtype=np.int64)
+            in_use = (minutes < cut_ms) & (np.asarray(rows.count) > 0)
+            rows = _select_rows(rows, in_use)
+            rollup_ts, rollup_values = rollup_points(rows)
+            inside = (rollup_ts >= start_ms) & (rollup_ts < cut_ms)
+            rollup_ts, rollup_values = rollup_ts[inside], rollup_values[inside]
+            bad_minutes = np.asarray(rows.minute_ms, dtype=np.int64)[np.asarray(rows.bad_count) > 0]
+            bad_periods = [(max(int(m), start_ms), int(m) + MINUTE_MS) for m in bad_minutes]
+            covered_to = int(rows.minute_ms[-1]) + MINUTE_MS if len(rows.minute_ms) else start_ms
+            # Past the last rollup minute (a historian that was down) raw samples, e.g. Redis's, fill in.
+            raw_from_ms = max(start_ms, min(cut_ms, covered_to))
+    raw = series_samples(reader.raw(tag, raw_from_ms, end_ms)).between(raw_from_ms, end_ms)
+    carried = reader.last_sample_before(tag, start_ms)
+    return DiskPart(raw, rollup_ts, rollup_values, bad_periods, raw_from_ms,
+                    tuple(carried) if carried is not None else None)
+
+
+def _select_rows(rows: Any, keep: np.ndarray) -> Any:
+    names = ("minute_ms", "min", "max", "min_ts_ms", "max_ts_ms", "first", "last", "count", "bad_count")
+    return type("Rows", (), {n: np.asarray(getattr(rows, n))[keep] for n in names})()
+
+
+async def read_disk_or_note(reader: DiskTier | None, tag: str, start_ms: int, end_ms: int,
+                            raw_budget: int) -> tuple[DiskPart | None, str | None]:
+    """The disk part, or None and why; a failing disk tier is logged once loudly, then quietly."""
+    if reader is None:
+        return None, None
+    key = Path(str(getattr(reader, "data_dir", id(reader))))
+    try:
+        part = await asyncio.to_thread(read_disk, reader, tag, start_ms, end_ms, raw_budget)
+    except Exception as exc:  # noqa: BLE001 - the disk tier failing must not take the recent one down
+        if key not in _failing:
+            log.exception("history: the historian's files cannot be read; answering from Redis alone")
+            _failing.add(key)
+        else:
+            log.debug("history: disk tier still failing: %s", exc)
+        return None, f"older history unavailable (historian files: {exc})"
+    if key in _failing:
+        _failing.discard(key)
+        log.info("history: the historian's files can be read again")
+    return part, None
+
+
+# --- merging ------------------------------------------------------------------------------------
+
+def sort_and_dedupe(samples: Samples) -> Samples:
+    """Time order (stable: same-time samples keep their order) without exact duplicates."""
+    if len(samples) == 0:
+        return samples
+    order = np.argsort(samples.ts_ms, kind="stable")
+    ts, value, quality = samples.ts_ms[order], samples.value[order], samples.quality[order]
+    bits = np.where(np.isnan(value), np.nan, value).view(np.int64)  # one NaN, so NaN equals NaN
+    rows = np.stack([ts, quality.astype(np.int64), bits], axis=1)
+    _, first = np.unique(rows, axis=0, return_index=True)
+    keep = np.sort(first)
+    return Samples(ts[keep], value[keep], quality[keep], samples.names)
+
+
+def merge(*parts: Samples) -> Samples:
+    names: dict[int, str] = {}
+    for part in parts:
+        names.update(part.names)
+    return sort_and_dedupe(Samples(np.concatenate([p.ts_ms for p in parts]),
+                                   np.concatenate([p.value for p in parts]),
+                                   np.concatenate([p.quality for p in parts]), names))
+
+
+def quality_periods(ts_ms: np.ndarray, flagged: np.ndarray, until_ms: int) -> list[tuple[int, int]]:
+    """(from, to) per run of flagged samples: to the next sample's time, or until_ms for the last run."""
+    edges = np.diff(np.concatenate(([0], flagged.astype(np.int8), [0])))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    return [(int(ts_ms[s]), int(ts_ms[e]) if e < len(ts_ms) else max(until_ms, int(ts_ms[s])))
+            for s, e in zip(starts, ends)]
+
+
+def merge_periods(periods: list[tuple[int, int]], join_within_ms: int) -> list[tuple[int, int]]:
+    """Overlapping periods, or ones closer than join_within_ms (below a pixel), as one."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(periods):
+        if merged and start <= merged[-1][1] + join_within_ms:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def tag_is_live(runtime, name: str) -> bool:
+    """Judged like the live board: a live (or uncertain) value may be held up to now."""
+    return runtime.board.entries.get(name, {}).get("f") in (Freshness.LIVE, Freshness.UNCERTAIN)
+
+
+# --- the query ----------------------------------------------------------------------------------
+
+async def query_history(runtime, tag: Tag, start_ms: int, end_ms: int, max_points: int = DEFAULT_MAX_POINTS,
+                        *, live: bool | None = None, now_ms: int | None = None,
+                        reader: DiskTier | None = None) -> PenHistory:
+    """One pen over [start_ms, end_ms] from both tiers (see the module docstring).
+
+    live: whether the tag's value is live now (default: judged from runtime.board); reader: the
+    disk tier (default: the runtime's historian reader, if there is a historian).
+    Raises HistoryQueryError for a query that cannot be answered; RedisError/OSError if Redis is away.
+    """
+    max_points = check_query(tag, start_ms, end_ms, max_points)
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    reader = reader if reader is not None else disk_tier_of(runtime)
+    recent_limit = 2 * runtime.config.history_samples_per_tag + REDIS_PAGE
+    (disk, disk_note), (recent, recent_carry, truncated) = await asyncio.gather(
+        read_disk_or_note(reader, tag.name, start_ms, end_ms, RAW_BUDGET_PER_PEN),
+        read_recent(runtime.redis, tag, start_ms, end_ms, recent_limit),
+    )
+    notes = [n for n in (disk_note,) if n]
+    if truncated:
+        notes.append(f"the recent tier was read up to its limit of {recent_limit} samples")
+    raw_from_ms = disk.raw_from_ms if disk else start_ms
+    raw = merge(disk.raw if disk else Samples.empty(), recent.between(raw_from_ms, end_ms))
+    rollup_ts = disk.rollup_ts if disk else np.empty(0, np.int64)
+    rollup_values = disk.rollup_values if disk else np.empty(0, np.float64)
+
+    carries = [c for c in ((disk.carried if disk else None), recent_carry) if c is not None]
+    carried = max(carries, key=lambda c: c[0]) if carries else None
+    first_ms = min([int(a[0]) for a in (rollup_ts, raw.ts_ms) if len(a)], default=None)
+    lead = Samples.empty()
+    if carried is not None and (first_ms is None or first_ms > start_ms):
+        _ts, value, quality = carried
+        bad = bool(is_bad(np.array([quality]))[0])
+        lead = Samples(np.array([start_ms], np.int64), np.array([np.nan if bad else value], np.float64),
+                       np.array([quality], np.uint32))
+
+    ts = np.concatenate([lead.ts_ms, rollup_ts, raw.ts_ms])
+    values = np.concatenate([lead.value, rollup_values, raw.value])
+    quality = np.concatenate([lead.quality, np.where(np.isnan(rollup_values), BAD_CODE, 0).astype(np.uint32),
+                              raw.quality])
+    hold_until_ms = min(end_ms, now_ms)
+    if live is None:
+        live = tag_is_live(runtime, tag.name)
+    if live and len(ts) and np.isfinite(values[-1]) and ts[-1] < hold_until_ms:
+        ts, values, quality = (np.append(ts, hold_until_ms), np.append(values, values[-1]),
+                               np.append(quality, quality[-1]))
+
+    # Rollup gaps count as Bad (quality above) from the gap to the next point, as drawn; a minute with
+    # bad samples but no drawn gap adds that minute.
+    join_ms = (end_ms - start_ms) // max_points
+    bad_periods = merge_periods(quality_periods(ts, is_bad(quality), hold_until_ms)
+                                + (disk.rollup_bad_periods if disk else []), join_ms)
+    uncertain_periods = merge_periods(quality_periods(ts, is_uncertain(quality), hold_until_ms), join_ms)
+
+    kept = downsample(ts, values, max_points)
+    tiers = tuple(name for name, answered in (("disk", disk is not None), ("redis", True)) if answered)
+    return PenHistory(
+        tag=tag.name, unit=tag.unit or "", start_ms=start_ms, end_ms=end_ms,
+        ts_ms=ts[kept].tolist(),
+        values=[None if np.isnan(v) else v for v in values[kept].tolist()],
+        quality_bad_periods=bad_periods, quality_uncertain_periods=uncertain_periods,
+        raw_count=len(ts), downsampled=len(kept) < len(ts),
+        resolution="rollup_1min+raw" if raw_from_ms > start_ms else "raw", raw_from_ms=raw_from_ms,
+        tiers=tiers, truncated=truncated, notes=tuple(notes),
+    )
