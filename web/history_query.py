@@ -190,7 +190,13 @@ def disk_tier_of(runtime) -> DiskTier | None:
             from historian.reader import HistoryReader  # noqa: PLC0415 - optional until the historian exists
         except ImportError:
             return None
-        _readers[data_dir] = HistoryReader(data_dir)
+        try:
+            _readers[data_dir] = HistoryReader(data_dir)
+        except Exception:  # noqa: BLE001 - without its files the recent tier still answers
+            if data_dir not in _failing:
+                log.exception("history: no historian reader for %s; answering from Redis alone", data_dir)
+                _failing.add(data_dir)
+            return None
     return _readers[data_dir]
 
 

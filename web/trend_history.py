@@ -1,5 +1,8 @@
 """Recent history of a tag from its Redis stream, as (source time ms, value or None) points.
 
+For any range, from the historian's files and Redis together, downsampled, use
+web.history_query.query_history and pen_points() below.
+
 Bad samples become None so the trend shows a gap instead of a false line. Sources
 report on change, so a value holds until the next sample: the value in force at
 the window's start is carried in, and a live value is held up to now.
@@ -13,6 +16,7 @@ import redis.asyncio as aioredis
 from domain.config_model import DataType, Tag
 from tag_store import keys
 from tag_store.codec import decode_tag_value
+from web.history_query import PenHistory
 
 MAX_POINTS_PER_PEN = 20_000
 
@@ -52,3 +56,8 @@ def hold_to_now(points: list[Point], now_ms: int) -> list[Point]:
     if points and points[-1][1] is not None and points[-1][0] < now_ms:
         return [*points, (now_ms, points[-1][1])]
     return points
+
+
+def pen_points(history: PenHistory) -> list[Point]:
+    """query_history's answer as the points trend_figure draws (held to now already if live)."""
+    return list(zip(history.ts_ms, history.values))

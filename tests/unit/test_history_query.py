@@ -18,6 +18,7 @@ from tag_store.writer import TagStoreWriter
 from tests.unit.web_plant import small_plant
 from web.history_csv import raw_history_csv
 from web.history_query import HistoryQueryError, query_history
+from web.trend_history import pen_points
 
 PLANT = small_plant()
 INDEX = {t.name: t for t in PLANT.tags}
@@ -264,3 +265,10 @@ async def test_the_csv_stops_at_its_cap_with_a_note(redis_client):
     assert lines[-1].startswith("# truncated: at most 30 rows; the export stops at ")
     values = [float(r[2]) for r in csv.reader(lines[1:-1])]
     assert values == [float(i) for i in range(len(values))]  # the oldest rows, none skipped
+
+
+async def test_a_pen_history_is_drawn_as_trend_points(redis_client):
+    base = now_ms() - 10_000
+    await put(redis_client, [good("T1.level", 1.0, base), good("T1.level", None, base + 1, BAD_NO_COMMUNICATION)])
+    history = await query_history(runtime_for(redis_client), LEVEL, base, base + 5, live=False, reader=FakeDisk())
+    assert pen_points(history) == [(base, 1.0), (base + 1, None)]
