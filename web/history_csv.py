@@ -21,7 +21,7 @@ import numpy as np
 from domain.config_model import DataType, Tag
 from domain.quality import quality_from_code
 from web.history_query import (
-    DiskTier, HistoryQueryError, Samples, check_query, disk_tier_of, merge, read_recent, series_samples,
+    DiskTier, HistoryQueryError, Samples, check_range, disk_tier_of, merge, read_recent, series_samples,
 )
 
 CSV_CAP_ROWS = 500_000
@@ -72,7 +72,9 @@ async def raw_history_csv(runtime, tags: list[Tag], start_ms: int, end_ms: int, 
     if not tags:
         raise HistoryQueryError("choose at least one tag")
     for tag in tags:
-        check_query(tag, start_ms, end_ms, cap_rows)
+        check_range(tag, start_ms, end_ms)
+    if cap_rows < 1:
+        raise HistoryQueryError(f"cap_rows={cap_rows}: at least 1")
     reader = reader if reader is not None else disk_tier_of(runtime)
     notes: list[str] = []
     read_end_ms = end_ms

@@ -118,6 +118,14 @@ def is_uncertain(quality: np.ndarray) -> np.ndarray:
 
 def check_query(tag: Tag, start_ms: int, end_ms: int, max_points: int) -> int:
     """The max_points to use; HistoryQueryError for what cannot be answered."""
+    check_range(tag, start_ms, end_ms)
+    if max_points < MIN_POINTS:
+        raise HistoryQueryError(f"max_points={max_points}: at least {MIN_POINTS}")
+    return min(max_points, MAX_POINTS_CAP)
+
+
+def check_range(tag: Tag, start_ms: int, end_ms: int) -> None:
+    """HistoryQueryError for a tag or range that cannot be answered."""
     if tag.data_type == DataType.STRING:
         raise HistoryQueryError(f"'{tag.name}' is a text tag: text values are not trended")
     if end_ms <= start_ms:
@@ -125,9 +133,6 @@ def check_query(tag: Tag, start_ms: int, end_ms: int, max_points: int) -> int:
     if end_ms - start_ms > MAX_RANGE_MS:
         raise HistoryQueryError(f"the range is {(end_ms - start_ms) / DAY_MS:.1f} days long; "
                                 f"at most {MAX_RANGE_MS // DAY_MS} days")
-    if max_points < MIN_POINTS:
-        raise HistoryQueryError(f"max_points={max_points}: at least {MIN_POINTS}")
-    return min(max_points, MAX_POINTS_CAP)
 
 
 # --- the recent tier: Redis ---------------------------------------------------------------------
