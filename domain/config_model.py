@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from domain.alarms.settings import AlarmSystemSettings, AnyAlarm, TagAlarms
+from domain.historian_settings import HistorianSettings
 
 TAG_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.\-]{0,127}$"
 # An OPC UA node id as written in a plant file: "i=2253", "ns=2;s=Tank1", "nsu=urn:plc;s=Tank1".
@@ -403,6 +404,7 @@ class PlantConfig(_Strict):
     redis: RedisSettings = RedisSettings()
     web: WebSettings = WebSettings()
     alarm_system: AlarmSystemSettings = AlarmSystemSettings()
+    historian: HistorianSettings = HistorianSettings()
     # Redis keeps this many recent samples per tag; older history is the historian's.
     history_samples_per_tag: Annotated[int, Field(ge=10, le=1_000_000)] = 3600
     sources: dict[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")], Source]
