@@ -1,0 +1,173 @@
+"""Compaction: many small files of a partition become one sorted file with its 1-minute rollups.
+
+compact(data_dir, now_ms, grace_ms) does, in order:
+1. A closed hour (end + grace <= now) with segments, or with more than one hour file, is merged into
+   one hour file: rows sorted by (tag, time), exact duplicates (tag, time, value, quality) dropped,
+   rollups beside it, the greatest entry id of its inputs in its name. Late samples for an hour that
+   was compacted already arrive as new segments and are merged in on a later pass the same way.
+2. An open hour with SEGMENT_MERGE_FILES segments or more has them merged into one segment, so a
+   reader of the current hour opens a bounded number of files.
+3. A closed day with hour files (or more than one day file) is merged into one day file, streamed
+   tag chunk by tag chunk (DAY_CHUNK_ROWS rows at a time), so memory stays bounded for any plant size.
+   A day query of one tag then reads one file and one or two row groups.
+4. Temp files and orphaned rollup files older than STALE_AFTER_S (left by a crash) are deleted.
+
+Crash safety: the output is written to a temp file and renamed into place (rollups first, then the
+data file) before any input is deleted, so every sample is always in at least one complete file. A
+crash between leaves old and new side by side: readers and the next compaction drop the duplicates,
+and the cursor (the greatest entry id in any name) is the same in both.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from historian.parquet_files import (
+    ROLLUP_COLUMNS, SAMPLE_COLUMNS, TagFileWriter, TagRows, grouped_samples, read_all, read_index, read_tags,
+    write_tag_rows,
+)
+from historian.paths import (
+    DAY_MS, HOUR_MS, DataFile, day_name, format_entry_id, fsync_dir, hour_name, list_files, root_of, unique_stem,
+)
+from historian.rollups import rollup_rows
+
+log = logging.getLogger(__name__)
+
+SEGMENT_MERGE_FILES = 48
+DAY_CHUNK_ROWS = 2_000_000
+STALE_AFTER_S = 600
+
+
+def write_compacted_file(directory: Path, partition: str, entry: str, rows: TagRows) -> Path:
+    """A compacted file with its rollups: the rollup file first, so a data file always has its rollups."""
+    stem = unique_stem(directory, f"{partition}.{entry}", (".parquet", ".rollup.parquet"))
+    write_tag_rows(directory / f"{stem}.rollup.parquet", rollup_rows(rows), ROLLUP_COLUMNS, "minute_ms")
+    return write_tag_rows(directory / f"{stem}.parquet", rows, SAMPLE_COLUMNS, "ts_ms")
+
+
+def compact(data_dir: Path, now_ms: int, grace_ms: int = 300_000) -> int:
+    """Merge what can be merged (see the module docstring); returns how many partitions were merged."""
+    root = root_of(data_dir)
+    listing = list_files(root)
+    _remove_stale(listing.temp_files + listing.orphan_rollups)
+    merged = 0
+    by_hour: dict[int, list[DataFile]] = defaultdict(list)
+    for f in listing.files:
+        if f.level != "day":
+            by_hour[f.start_ms].append(f)
+    for hour_ms, files in sorted(by_hour.items()):
+        segments = [f for f in files if f.level == "segment"]
+        if hour_ms + HOUR_MS + grace_ms <= now_ms:
+            if segments or len(files) > 1:
+                rows = _merged_rows(files)
+                write_compacted_file(root / "hours", hour_name(hour_ms), _entry(files), rows)
+                _remove_inputs(files)
+                merged += 1
+        elif len(segments) >= SEGMENT_MERGE_FILES:
+            directory = root / "segments" / hour_name(hour_ms)
+            stem = unique_stem(directory, f"seg-{_entry(segments)}")
+            write_tag_rows(directory / f"{stem}.parquet", _merged_rows(segments), SAMPLE_COLUMNS, "ts_ms")
+            _remove_inputs(segments)
+            merged += 1
+    by_day: dict[int, list[DataFile]] = defaultdict(list)
+    for f in list_files(root).files:
+        if f.level in ("hour", "day"):
+            by_day[f.start_ms // DAY_MS * DAY_MS].append(f)
+    for day_ms, files in sorted(by_day.items()):
+        if day_ms + DAY_MS + grace_ms <= now_ms and (len(files) > 1 or files[0].level == "hour"):
+            _merge_day(root / "days", day_ms, files)
+            _remove_inputs(files)
+            merged += 1
+    return merged
+
+
+def _entry(files: list[DataFile]) -> str:
+    return format_entry_id(max(f.entry for f in files))
+
+
+def _merged_rows(files: list[DataFile]) -> TagRows:
+    """Every row of files as one TagRows, grouped by tag, time order, exact duplicates dropped."""
+    names: dict[str, int] = {}
+    parts = []
+    for f in sorted(files, key=lambda f: (f.level != "hour", f.entry)):
+        rows = read_all(f.path)
+        mapping = np.array([names.setdefault(n, len(names)) for n in rows.names], dtype=np.int32)
+        parts.append((mapping[rows.codes] if len(mapping) else rows.codes, rows.columns))
+    return _grouped(list(names), parts)
+
+
+def _grouped(names: list[str], parts: list[tuple[np.ndarray, dict[str, np.ndarray]]]) -> TagRows:
+    codes = np.concatenate([p[0] for p in parts]).astype(np.int32)
+    order = np.argsort(codes, kind="stable")  # inputs in time order: usually sorted after this alone
+    columns = {c: np.concatenate([p[1][c] for p in parts])[order] for c in SAMPLE_COLUMNS}
+    return grouped_samples(codes[order], names, columns["ts_ms"], columns["value"], columns["quality"])
+
+
+def _merge_day(directory: Path, day_ms: int, files: list[DataFile]) -> Path:
+    """One day file (and rollups) from the day's files, tag chunk by tag chunk."""
+    files = sorted(files, key=lambda f: (f.start_ms, f.entry))
+    indexes = [read_index(f.path) for f in files]
+    names: dict[str, int] = {}
+    rows_of: list[int] = []
+    for index in indexes:
+        for name, count in zip(index.names, index.count.tolist()):
+            code = names.setdefault(name, len(names))
+            if code == len(rows_of):
+                rows_of.append(0)
+            rows_of[code] += count
+    all_names = list(names)
+    stem = unique_stem(directory, f"{day_name(day_ms)}.{_entry(files)}", (".parquet", ".rollup.parquet"))
+    with (TagFileWriter(directory / f"{stem}.parquet", SAMPLE_COLUMNS, "ts_ms") as data,
+          TagFileWriter(directory / f"{stem}.rollup.parquet", ROLLUP_COLUMNS, "minute_ms") as rollups):
+        chunk_start = 0
+        while chunk_start < len(all_names):
+            chunk_end, rows = chunk_start, 0
+            while chunk_end < len(all_names) and (rows < DAY_CHUNK_ROWS or chunk_end == chunk_start):
+                rows += rows_of[chunk_end]
+                chunk_end += 1
+            parts = []
+            for f, index in zip(files, indexes):
+                positions = [index.positions[n] for n in all_names[chunk_start:chunk_end] if n in index.positions]
+                if not positions:
+                    continue
+                owner, columns = read_tags(f.path, index, sorted(positions), list(SAMPLE_COLUMNS))
+                to_global = np.array([names[n] for n in index.names], dtype=np.int32)
+                parts.append((to_global[owner], columns))
+            chunk = _grouped(all_names, parts)
+            data.append(chunk)
+            rollups.append(rollup_rows(chunk))
+            chunk_start = chunk_end
+        rollups.commit()
+        return data.commit()
+
+
+def _remove_inputs(files: list[DataFile]) -> None:
+    directories = set()
+    for f in files:
+        for path in (f.path, f.rollup_path):
+            if path is not None:
+                path.unlink(missing_ok=True)
+                directories.add(path.parent)
+    for directory in directories:
+        fsync_dir(directory)
+        if directory.parent.name == "segments":
+            try:
+                directory.rmdir()  # only when empty: a writer may just have added a segment
+            except OSError:
+                pass
+
+
+def _remove_stale(paths: list[Path]) -> None:
+    cutoff = time.time() - STALE_AFTER_S
+    for path in paths:
+        try:
+            if os.stat(path).st_mtime < cutoff:
+                path.unlink()
+                log.info("historian: removed %s, left by an interrupted write", path)
+        except FileNotFoundError:
+            pass

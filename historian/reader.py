@@ -1,0 +1,248 @@
+"""HistoryReader: one tag's history from the historian's files, what web/history_query.py reads.
+
+Every call lists the partitions its range overlaps (a few directory scans: days/, hours/, and the
+segment hours in range), so files written or renamed by the historian in another process are seen at
+once. A file's footer index (parquet_files.FileIndex) is parsed once and cached by path, inode,
+mtime and size; files are never rewritten in place, so a cached index is valid while the file is.
+A file that vanishes between listing and reading (a compaction renamed its rows into a bigger file)
+makes the call list again and retry once. A file whose footer cannot be read is logged once and skipped.
+
+raw(): samples in [start, end] from every file that has the tag (segments, hours, days), in time
+order, exact duplicates (a crash between a compaction's write and its deletes) dropped.
+rollup(): stored 1-minute rollups wherever one compacted file alone holds the tag's hour; hours with
+more (segments, late samples, an interrupted compaction) are rolled up from raw(), so the answer is
+the same either way.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+
+from historian.parquet_files import ROLLUP_COLUMNS, SAMPLE_COLUMNS, FileIndex, TagRows, canonical_bits, read_index, read_tags
+from historian.paths import HOUR_MS, MINUTE_MS, DataFile, list_files, root_of
+from historian.rollups import rollup_rows
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_LEVEL_ORDER = {"day": 0, "hour": 1, "segment": 2}
+_CACHE_LIMIT = 4_096
+
+
+@dataclass(frozen=True)
+class RawSeries:
+    """Samples in time order: ts_ms int64, value float64 (NaN when Bad), quality uint32."""
+
+    ts_ms: np.ndarray
+    value: np.ndarray
+    quality: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ts_ms)
+
+    @staticmethod
+    def empty() -> RawSeries:
+        return RawSeries(np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.uint32))
+
+
+@dataclass(frozen=True)
+class RollupSeries:
+    """1-minute rows in minute order (historian.rollups has what each column means)."""
+
+    minute_ms: np.ndarray
+    min: np.ndarray
+    max: np.ndarray
+    min_ts_ms: np.ndarray
+    max_ts_ms: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+    count: np.ndarray
+    bad_count: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.minute_ms)
+
+
+_ROLLUP_DTYPES = {"minute_ms": np.int64, "min": np.float64, "max": np.float64, "min_ts_ms": np.int64,
+                  "max_ts_ms": np.int64, "first": np.float64, "last": np.float64, "count": np.int64,
+                  "bad_count": np.int64}
+
+
+def _rollup_series(columns: dict[str, np.ndarray]) -> RollupSeries:
+    return RollupSeries(**{f.name: np.asarray(columns[f.name], dtype=_ROLLUP_DTYPES[f.name])
+                           for f in fields(RollupSeries)})
+
+
+class HistoryReader:
+    """Reads <data_dir>/historian; safe while the historian writes and compacts in another process,
+    and from several threads. An empty or missing directory reads as no history."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = Path(data_dir)
+        self.root = root_of(self.data_dir)
+        self._indexes: dict[Path, tuple[tuple[int, int, int], FileIndex]] = {}
+        self._unreadable: set[Path] = set()
+        self._lock = threading.Lock()
+
+    # --- the four questions ---------------------------------------------------------------------
+
+    def raw(self, tag: str, start_ms: int, end_ms: int) -> RawSeries:
+        """Samples with start_ms <= ts <= end_ms, in time order, exact duplicates dropped."""
+        return self._retrying(lambda: self._raw(tag, start_ms, end_ms))
+
+    def rollup(self, tag: str, start_ms: int, end_ms: int) -> RollupSeries:
+        """1-minute rows of the minutes overlapping [start_ms, end_ms] that have samples."""
+        return self._retrying(lambda: self._rollup(tag, start_ms, end_ms))
+
+    def count_estimate(self, tag: str, start_ms: int, end_ms: int) -> int:
+        """Roughly how many samples raw() would return, from the footers alone (an even rate assumed
+        within each file's span of the tag)."""
+        return self._retrying(lambda: self._count_estimate(tag, start_ms, end_ms))
+
+    def last_sample_before(self, tag: str, ts_ms: int) -> tuple[int, float, int] | None:
+        """(ts_ms, value, quality) of the newest sample with ts < ts_ms, or None; searches back from the
+        newest partition before ts_ms and stops at the first that answers."""
+        return self._retrying(lambda: self._last_sample_before(tag, ts_ms))
+
+    # --- files ----------------------------------------------------------------------------------
+
+    def _retrying(self, call: Callable[[], T]) -> T:
+        try:
+            return call()
+        except FileNotFoundError:  # renamed or deleted by a compaction between listing and reading
+            return call()
+
+    def _tag_files(self, tag: str, start_ms: int | None, end_ms: int | None) -> list[tuple[DataFile, FileIndex, int]]:
+        """(file, its index, the tag's position in it) for every file in range that has the tag."""
+        found = []
+        for f in list_files(self.root, start_ms, end_ms).files:
+            index = self._index(f.path)
+            if index is not None and (position := index.positions.get(tag)) is not None:
+                found.append((f, index, position))
+        found.sort(key=lambda item: (item[0].start_ms, _LEVEL_ORDER[item[0].level], item[0].entry))
+        return found
+
+    def _index(self, path: Path) -> FileIndex | None:
+        st = os.stat(path)
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        cached = self._indexes.get(path)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        try:
+            index = read_index(path)
+        except FileNotFoundError:
+            raise
+        except Exception:  # noqa: BLE001 - one unreadable file must not hide every other one
+            if path not in self._unreadable:
+                log.exception("historian: cannot read the footer of %s; skipping it", path)
+                self._unreadable.add(path)
+            return None
+        with self._lock:
+            if len(self._indexes) >= _CACHE_LIMIT:
+                for old in [p for p in self._indexes if not p.exists()]:
+                    del self._indexes[old]
+            self._indexes[path] = (key, index)
+        return index
+
+    # --- raw ------------------------------------------------------------------------------------
+
+    def _raw(self, tag: str, start_ms: int, end_ms: int) -> RawSeries:
+        pieces = []
+        for f, index, position in self._tag_files(tag, start_ms, end_ms):
+            _owner, columns = read_tags(f.path, index, [position], list(SAMPLE_COLUMNS), start_ms, end_ms)
+            if len(columns["ts_ms"]):
+                pieces.append(columns)
+        if not pieces:
+            return RawSeries.empty()
+        if len(pieces) == 1:
+            ts, value, quality = pieces[0]["ts_ms"], pieces[0]["value"], pieces[0]["quality"]
+        else:
+            ts, value, quality = (np.concatenate([p[c] for p in pieces]) for c in SAMPLE_COLUMNS)
+        if len(ts) > 1 and not np.all(np.diff(ts) > 0):
+            order = np.lexsort((canonical_bits(value), quality, ts))
+            ts, value, quality = ts[order], value[order], quality[order]
+            bits = canonical_bits(value)
+            keep = np.concatenate(([True], (ts[1:] != ts[:-1]) | (quality[1:] != quality[:-1])
+                                   | (bits[1:] != bits[:-1])))
+            ts, value, quality = ts[keep], value[keep], quality[keep]
+        return RawSeries(ts.astype(np.int64, copy=False), value.astype(np.float64, copy=False),
+                         quality.astype(np.uint32, copy=False))
+
+    # --- rollups --------------------------------------------------------------------------------
+
+    def _rollup(self, tag: str, start_ms: int, end_ms: int) -> RollupSeries:
+        first_minute = start_ms // MINUTE_MS * MINUTE_MS
+        last_minute = end_ms // MINUTE_MS * MINUTE_MS
+        tagged = self._tag_files(tag, first_minute, end_ms)
+        if not tagged or last_minute < first_minute:
+            return _rollup_series({c: np.empty(0) for c in _ROLLUP_DTYPES})
+        hour0 = first_minute // HOUR_MS * HOUR_MS
+        hours = int((last_minute - hour0) // HOUR_MS) + 1
+        cover = np.zeros(hours, np.int32)
+        owner = np.full(hours, -1, np.int64)
+        for i, (f, _index, _position) in enumerate(tagged):
+            a = max(0, (f.start_ms - hour0) // HOUR_MS)
+            b = min(hours, (f.end_ms - hour0) // HOUR_MS)
+            cover[a:b] += 1
+            owner[a:b] = i
+        has_rollup = np.array([f.rollup_path is not None for f, _i, _p in tagged])
+        clean = (cover == 1) & has_rollup[np.maximum(owner, 0)]
+        pieces = []
+        for i in np.unique(owner[clean]).tolist():
+            f = tagged[i][0]
+            index = self._index(f.rollup_path)
+            position = index.positions.get(tag) if index is not None else None
+            if position is None:
+                clean[owner == i] = False  # no usable rollups after all: roll up from raw
+                continue
+            _o, columns = read_tags(f.rollup_path, index, [position], list(ROLLUP_COLUMNS), first_minute, last_minute)
+            hour_of = (columns["minute_ms"] - hour0) // HOUR_MS
+            mine = clean[hour_of] & (owner[hour_of] == i)
+            pieces.append({c: a[mine] for c, a in columns.items()})
+        dirty = (cover > 0) & ~clean
+        edges = np.diff(np.concatenate(([0], dirty.astype(np.int8), [0])))
+        for a, b in zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()):
+            lo = max(first_minute, hour0 + a * HOUR_MS)
+            hi = min(last_minute + MINUTE_MS, hour0 + b * HOUR_MS) - 1
+            raw = self._raw(tag, lo, hi)
+            rows = TagRows([tag], np.zeros(len(raw), np.int32),
+                           {"ts_ms": raw.ts_ms, "value": raw.value, "quality": raw.quality})
+            pieces.append(rollup_rows(rows).columns)
+        if not pieces:
+            return _rollup_series({c: np.empty(0) for c in _ROLLUP_DTYPES})
+        columns = {c: np.concatenate([p[c] for p in pieces]) for c in _ROLLUP_DTYPES}
+        order = np.argsort(columns["minute_ms"], kind="stable")
+        return _rollup_series({c: a[order] for c, a in columns.items()})
+
+    # --- estimates and the value in force -------------------------------------------------------
+
+    def _count_estimate(self, tag: str, start_ms: int, end_ms: int) -> int:
+        total = 0.0
+        for _f, index, position in self._tag_files(tag, start_ms, end_ms):
+            lo, hi = int(index.key_min[position]), int(index.key_max[position])
+            overlap = min(end_ms, hi) - max(start_ms, lo) + 1
+            if overlap > 0:
+                total += index.count[position] * min(1.0, overlap / (hi - lo + 1))
+        return int(round(total))
+
+    def _last_sample_before(self, tag: str, ts_ms: int) -> tuple[int, float, int] | None:
+        tagged = self._tag_files(tag, None, ts_ms - 1)
+        tagged.sort(key=lambda item: (item[0].end_ms, -_LEVEL_ORDER[item[0].level]), reverse=True)
+        best: tuple[int, float, int] | None = None
+        for f, index, position in tagged:
+            if best is not None and f.end_ms <= best[0]:
+                break
+            if index.key_min[position] >= ts_ms:
+                continue
+            lo = int(index.key_max[position]) if index.key_max[position] < ts_ms else None
+            _o, columns = read_tags(f.path, index, [position], list(SAMPLE_COLUMNS), lo, ts_ms - 1)
+            if len(columns["ts_ms"]) and (best is None or int(columns["ts_ms"][-1]) > best[0]):
+                best = (int(columns["ts_ms"][-1]), float(columns["value"][-1]), int(columns["quality"][-1]))
+        return best

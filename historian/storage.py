@@ -1,0 +1,75 @@
+"""Writing the historian's files: segments from the feed, bulk loads, the cursor, the disk used.
+
+write_segment is what the service calls every few seconds (so a crash loses at most that much; a clean
+stop flushes first): the rows are split by source-time hour, one small file per hour touched, each
+named after the newest feed entry it includes. write_compacted is for bulk loads (benchmarks, imports):
+rows go straight to compacted hour files with their rollups. compact() (compaction.py) and prune()
+(retention.py) are re-exported here so a caller needs one import.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from historian.compaction import compact, write_compacted_file
+from historian.parquet_files import SAMPLE_COLUMNS, TagRows, samples_to_tag_rows, write_tag_rows
+from historian.paths import (
+    HOUR_MS, ZERO_ENTRY, format_entry_id, hour_name, list_files, parse_entry_id, root_of, unique_stem,
+)
+from historian.retention import prune
+from historian.rollups import rollup_rows
+from historian.sample_rows import SampleRows
+
+__all__ = ["SampleRows", "compact", "disk_bytes", "prune", "saved_cursor", "write_compacted", "write_segment"]
+
+
+def _by_hour(rows: TagRows) -> list[tuple[int, TagRows]]:
+    hours = rows.columns["ts_ms"] // HOUR_MS
+    distinct = np.unique(hours)
+    if len(distinct) == 1:
+        return [(int(distinct[0]) * HOUR_MS, rows)]
+    return [(int(h) * HOUR_MS, rows.take(hours == h)) for h in distinct]
+
+
+def write_segment(data_dir: Path, rows: SampleRows, last_entry_id: str) -> list[Path]:
+    """Rows as one new segment per source-time hour they touch, each named after last_entry_id (the
+    newest sl:samples entry included); atomic and durable when it returns. No rows, no file."""
+    entry = format_entry_id(parse_entry_id(last_entry_id))
+    if len(rows) == 0:
+        return []
+    written = []
+    for hour_ms, part in _by_hour(samples_to_tag_rows(rows)):
+        directory = root_of(data_dir) / "segments" / hour_name(hour_ms)
+        stem = unique_stem(directory, f"seg-{entry}")
+        written.append(write_tag_rows(directory / f"{stem}.parquet", part, SAMPLE_COLUMNS, "ts_ms"))
+    return written
+
+
+def write_compacted(data_dir: Path, rows: SampleRows) -> list[Path]:
+    """Bulk load: rows straight into compacted hour files (sorted, deduplicated, with 1-minute rollups),
+    entry id 0-0. An hour that already has files gets another; the next compaction merges them."""
+    if len(rows) == 0:
+        return []
+    directory = root_of(data_dir) / "hours"
+    return [write_compacted_file(directory, hour_name(hour_ms), ZERO_ENTRY, part)
+            for hour_ms, part in _by_hour(samples_to_tag_rows(rows))]
+
+
+def saved_cursor(data_dir: Path) -> str | None:
+    """The greatest feed entry id any file name carries (segments and compacted files); None if none."""
+    files = list_files(root_of(data_dir)).files
+    return format_entry_id(max(f.entry for f in files)) if files else None
+
+
+def disk_bytes(data_dir: Path) -> int:
+    """Bytes of every file under <data_dir>/historian."""
+    total = 0
+    for directory, _dirs, names in os.walk(root_of(data_dir)):
+        for name in names:
+            try:
+                total += os.stat(os.path.join(directory, name)).st_size
+            except FileNotFoundError:
+                pass
+    return total
