@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             wait_for_port(int(env["STACKLIGHT_SIM_OPCUA_PORT"]), 30)
         supervisor.add("data_sources", ["-m", "data_sources", "--config", str(config_path)], env)
         supervisor.add("alarm_engine", ["-m", "alarm_engine", "--config", str(config_path)], env)
+        supervisor.add("historian", ["-m", "historian", "--config", str(config_path)], env)
         supervisor.add("web", ["-m", "web", "--config", str(config_path)], env)
         wait_for_port(config.web.port, 60, supervisor.children[-1].process)
         print_welcome(config.web.host, config.web.port, accounts)
