@@ -297,6 +297,35 @@ async def test_a_failing_disk_holds_the_samples_and_says_so(tmp_path, redis_serv
     assert historian.stop() == 0
 
 
+async def test_compaction_and_retention_run_beside_the_feed(tmp_path, redis_server, redis_client,
+                                                            historian_processes):
+    plant = write_plant(tmp_path, "{flush_interval_s: 0.2, compaction_interval_s: 1, compaction_grace_s: 0,"
+                                  " retention_days: 2}")
+    historian = historian_processes(plant, redis_server.url).start()
+    now_ms = int(time.time() * 1000)
+    two_hours_ago = flow(now_ms - 7_200_000, 50)  # a closed hour: merged into one compacted file
+    five_days_ago = [TagValue("u.run", True, GOOD, now_ms - 5 * 86_400_000, now_ms)]  # beyond retention
+    await write_samples(redis_client, two_hours_ago + five_days_ago)
+    data_dir = tmp_path / "data"
+
+    def compacted_and_pruned():
+        files = list_files(root_of(data_dir)).files
+        return files and all(f.level != "segment" for f in files) and not times_on_disk(data_dir, "u.run")
+
+    await wait_until(compacted_and_pruned, what="compaction and retention", process=historian)
+    assert_each_once(data_dir, "u.flow", [tv.source_time_ms for tv in two_hours_ago])
+
+    async def compaction_reported():
+        return int((await read_heartbeat(redis_client)).get("last_compaction_ms") or 0) > 0
+
+    await wait_until(compaction_reported, what="last_compaction_ms", process=historian)
+    later = flow(now_ms, 10)  # the feed is still followed, and the cursor kept in the compacted file's name
+    await write_samples(redis_client, later)
+    await wait_until(lambda: len(times_on_disk(data_dir, "u.flow")) == 60, what="new samples", process=historian)
+    assert historian.stop() == 0
+    assert "partitions older than 2 days removed" in historian.log()
+
+
 def test_bad_historian_settings_stop_it_with_the_key_path(tmp_path):
     plant = write_plant(tmp_path, "{retention_days: 0.5}")
     result = subprocess.run([sys.executable, "-m", "historian", "--config", str(plant)], cwd=REPO,
