@@ -74,16 +74,35 @@ def compact(data_dir: Path, now_ms: int, grace_ms: int = 300_000) -> int:
             write_tag_rows(directory / f"{stem}.parquet", _merged_rows(segments), SAMPLE_COLUMNS, "ts_ms")
             _remove_inputs(segments)
             merged += 1
-    by_day: dict[int, list[DataFile]] = defaultdict(list)
-    for f in list_files(root).files:
-        if f.level in ("hour", "day"):
-            by_day[f.start_ms // DAY_MS * DAY_MS].append(f)
-    for day_ms, files in sorted(by_day.items()):
+    for day_ms, files in sorted(_files_by_day(root).items()):
         if day_ms + DAY_MS + grace_ms <= now_ms and (len(files) > 1 or files[0].level == "hour"):
             _merge_day(root / "days", day_ms, files)
             _remove_inputs(files)
             merged += 1
     return merged
+
+
+def compact_complete_days(data_dir: Path, days_ms: set[int], now_ms: int, grace_ms: int = 300_000) -> int:
+    """Merge those of days_ms that are closed, have no segments and have (at least) 24 hour files: a
+    bulk load that completed a day. Returns days merged."""
+    root = root_of(data_dir)
+    merged = 0
+    for day_ms, files in sorted(_files_by_day(root, with_segments=True).items()):
+        hours = [f for f in files if f.level == "hour"]
+        if (day_ms in days_ms and day_ms + DAY_MS + grace_ms <= now_ms and len(hours) >= 24
+                and not any(f.level == "segment" for f in files)):
+            _merge_day(root / "days", day_ms, files)
+            _remove_inputs(files)
+            merged += 1
+    return merged
+
+
+def _files_by_day(root: Path, with_segments: bool = False) -> dict[int, list[DataFile]]:
+    by_day: dict[int, list[DataFile]] = defaultdict(list)
+    for f in list_files(root).files:
+        if with_segments or f.level != "segment":
+            by_day[f.start_ms // DAY_MS * DAY_MS].append(f)
+    return by_day
 
 
 def _entry(files: list[DataFile]) -> str:

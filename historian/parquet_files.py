@@ -26,6 +26,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+try:  # the reader behind pq.ParquetFile, without its per-open overhead (pyarrow 21-26)
+    from pyarrow._parquet import ParquetReader as _LowLevelReader
+except ImportError:  # pragma: no cover - a pyarrow that moved it: the public API still works
+    _LowLevelReader = None
+
 from historian.paths import ensure_dir, fsync_dir, fsync_file
 from historian.sample_rows import SampleRows
 
@@ -34,9 +39,9 @@ SAMPLE_COLUMNS = {"ts_ms": pa.int64(), "value": pa.float64(), "quality": pa.uint
 ROLLUP_COLUMNS = {"minute_ms": pa.int64(), "min": pa.float64(), "max": pa.float64(), "min_ts_ms": pa.int64(),
                   "max_ts_ms": pa.int64(), "first": pa.float64(), "last": pa.float64(), "count": pa.int32(),
                   "bad_count": pa.int32()}
-SOLO_ROWS = 2_048
-PACK_ROWS = 16_384
-MAX_ROWS = 65_536
+# Row groups (rows): (a tag alone from, small tags packed up to, at most); rollups are 9 columns wide.
+SAMPLE_GROUPS = (2_048, 8_192, 65_536)
+ROLLUP_GROUPS = (256, 512, 65_536)
 ZSTD_LEVEL = 1
 
 
@@ -163,7 +168,7 @@ class TagFileWriter:
         index["count"].extend((tag_ends - tag_starts).tolist())
         index["min"].extend(np.minimum.reduceat(keys, tag_starts).tolist())
         index["max"].extend(np.maximum.reduceat(keys, tag_starts).tolist())
-        bounds = _group_bounds(tag_ends - tag_starts, SOLO_ROWS, PACK_ROWS, MAX_ROWS)
+        bounds = _group_bounds(tag_ends - tag_starts, *(SAMPLE_GROUPS if "quality" in self.types else ROLLUP_GROUPS))
         all_names = np.array(rows.names, dtype=object)
         for a, b in zip(bounds[:-1], bounds[1:]):
             lo, hi = int(codes[a]), int(codes[b - 1])
@@ -206,6 +211,7 @@ class FileIndex:
     group_start: np.ndarray  # len = groups + 1
     group_key_min: np.ndarray
     group_key_max: np.ndarray
+    column_index: dict[str, int]
 
     @property
     def rows(self) -> int:
@@ -219,7 +225,25 @@ def read_index(path: Path) -> FileIndex:
     return FileIndex(metadata, index["key"], {t: i for i, t in enumerate(index["tags"])}, index["tags"],
                      np.asarray(index["start"], np.int64), np.asarray(index["count"], np.int64),
                      np.asarray(index["min"], np.int64), np.asarray(index["max"], np.int64),
-                     np.concatenate(([0], np.cumsum(groups[:, 0]))), groups[:, 1], groups[:, 2])
+                     np.concatenate(([0], np.cumsum(groups[:, 0]))), groups[:, 1], groups[:, 2],
+                     {name: i for i, name in enumerate(metadata.schema.names)})
+
+
+_DTYPES = {name: np.dtype(t.to_pandas_dtype()) for name, t in {**SAMPLE_COLUMNS, **ROLLUP_COLUMNS}.items()}
+
+
+def _read_groups(path: Path, index: FileIndex, groups: list[int], columns: list[str]) -> pa.Table:
+    """Row groups of a file, opened with its cached footer (the low-level reader: a third of the cost)."""
+    if _LowLevelReader is None:
+        return pq.ParquetFile(path, metadata=index.metadata, pre_buffer=False).read_row_groups(
+            groups, columns=columns, use_threads=False)
+    reader = _LowLevelReader()
+    reader.open(str(path), metadata=index.metadata, pre_buffer=False)
+    try:
+        return reader.read_row_groups(groups, column_indices=[index.column_index[c] for c in columns],
+                                      use_threads=False)
+    finally:
+        reader.close()
 
 
 def read_tags(path: Path, index: FileIndex, tags: list[int], columns: list[str],
@@ -228,50 +252,45 @@ def read_tags(path: Path, index: FileIndex, tags: list[int], columns: list[str],
     is in [key_lo, key_hi]: (position of each row's tag, columns). Reads only the row groups needed."""
     lo = -(2 ** 62) if key_lo is None else key_lo
     hi = 2 ** 62 if key_hi is None else key_hi
-    spans = []
+    gs = index.group_start
+    spans = []  # (tag, first row, end row, first group, last group)
+    wanted: set[int] = set()
     for t in tags:
         if index.count[t] and index.key_max[t] >= lo and index.key_min[t] <= hi:
-            spans.append((t, int(index.start[t]), int(index.start[t] + index.count[t])))
-    empty = {c: np.empty(0, dtype=SAMPLE_COLUMNS.get(c, ROLLUP_COLUMNS.get(c)).to_pandas_dtype()) for c in columns}
-    if not spans:
-        return np.empty(0, np.int32), empty
-    gs = index.group_start
-    wanted: set[int] = set()
-    for _t, a, b in spans:
-        first, last = int(np.searchsorted(gs, a, "right")) - 1, int(np.searchsorted(gs, b - 1, "right")) - 1
-        for g in range(first, last + 1):
-            if index.group_key_max[g] >= lo and index.group_key_min[g] <= hi:
-                wanted.add(g)
+            a, b = int(index.start[t]), int(index.start[t] + index.count[t])
+            first, last = int(gs.searchsorted(a, "right")) - 1, int(gs.searchsorted(b - 1, "right")) - 1
+            spans.append((t, a, b, first, last))
+            wanted.update(g for g in range(first, last + 1)
+                          if index.group_key_max[g] >= lo and index.group_key_min[g] <= hi)
     if not wanted:
-        return np.empty(0, np.int32), empty
+        return np.empty(0, np.int32), {c: np.empty(0, _DTYPES[c]) for c in columns}
     groups = sorted(wanted)
-    table = pq.ParquetFile(path, metadata=index.metadata).read_row_groups(groups, columns=[index.key, *columns],
-                                                                           use_threads=False)
-    offsets = {}
-    at = 0
+    wanted_columns = list(dict.fromkeys([index.key, *columns]))
+    table = _read_groups(path, index, groups, wanted_columns)
+    offsets, at = {}, 0
     for g in groups:
         offsets[g] = at
         at += int(gs[g + 1] - gs[g])
     pieces, owners = [], []
-    for t, a, b in spans:
-        for g in range(int(np.searchsorted(gs, a, "right")) - 1, int(np.searchsorted(gs, b - 1, "right"))):
+    for t, a, b, first, last in spans:
+        for g in range(first, last + 1):
             if g in offsets:
                 s, e = max(a, int(gs[g])), min(b, int(gs[g + 1]))
-                pieces.append(np.arange(offsets[g] + s - int(gs[g]), offsets[g] + e - int(gs[g])))
-                owners.append(np.full(e - s, t, np.int32))
-    take = np.concatenate(pieces)
-    owner = np.concatenate(owners)
-    contiguous = len(take) == 0 or (take[-1] - take[0] + 1 == len(take) and np.all(np.diff(take) == 1))
-    arrays = {}
-    for c in [index.key, *columns]:
-        column = table.column(c).to_numpy()
-        arrays[c] = column[take[0]:take[-1] + 1] if contiguous and len(take) else column[take]
+                pieces.append((offsets[g] + s - int(gs[g]), offsets[g] + e - int(gs[g])))
+                owners.append((t, e - s))
+    arrays = {c: table.column(c).to_numpy() for c in wanted_columns}
+    if len(pieces) == 1 or all(pieces[i][1] == pieces[i + 1][0] for i in range(len(pieces) - 1)):
+        arrays = {c: v[pieces[0][0]:pieces[-1][1]] for c, v in arrays.items()}
+    else:
+        take = np.concatenate([np.arange(s, e) for s, e in pieces])
+        arrays = {c: v[take] for c, v in arrays.items()}
+    owner = np.repeat(np.array([t for t, _n in owners], np.int32), [n for _t, n in owners])
     keys = arrays[index.key]
     if key_lo is not None or key_hi is not None:
         inside = (keys >= lo) & (keys <= hi)
         if not inside.all():
             owner = owner[inside]
-            arrays = {c: a[inside] for c, a in arrays.items()}
+            arrays = {c: v[inside] for c, v in arrays.items()}
     return owner, {c: arrays[c] for c in columns}
 
 

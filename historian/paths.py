@@ -18,6 +18,8 @@ file left by a crash matches no pattern and is removed by the next compaction on
 """
 from __future__ import annotations
 
+import calendar
+import functools
 import os
 import re
 import time
@@ -58,11 +60,11 @@ def day_name(day_ms: int) -> str:
     return time.strftime("%Y%m%d", time.gmtime(day_ms // 1000))
 
 
+@functools.lru_cache(maxsize=65_536)
 def partition_start(name: str) -> int:
     """Epoch ms of a partition name ('20261202T15' or '20261202')."""
-    fmt = "%Y%m%dT%H" if "T" in name else "%Y%m%d"
-    import calendar  # noqa: PLC0415 - only here
-    return calendar.timegm(time.strptime(name, fmt)) * 1000
+    hour = int(name[9:11]) if len(name) > 8 else 0
+    return calendar.timegm((int(name[:4]), int(name[4:6]), int(name[6:8]), hour, 0, 0)) * 1000
 
 
 @dataclass(frozen=True)

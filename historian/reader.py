@@ -241,8 +241,20 @@ class HistoryReader:
                 break
             if index.key_min[position] >= ts_ms:
                 continue
-            lo = int(index.key_max[position]) if index.key_max[position] < ts_ms else None
-            _o, columns = read_tags(f.path, index, [position], list(SAMPLE_COLUMNS), lo, ts_ms - 1)
-            if len(columns["ts_ms"]) and (best is None or int(columns["ts_ms"][-1]) > best[0]):
-                best = (int(columns["ts_ms"][-1]), float(columns["value"][-1]), int(columns["quality"][-1]))
+            sample = _last_row_before(f.path, index, position, ts_ms)
+            if sample is not None and (best is None or sample[0] > best[0]):
+                best = sample
         return best
+
+
+def _last_row_before(path: Path, index: FileIndex, position: int, ts_ms: int) -> tuple[int, float, int] | None:
+    """The tag's last row before ts_ms in one file: first from its last row group that starts before
+    ts_ms alone, then (a group shared with other tags may hold none of its rows there) from all."""
+    first = int(np.searchsorted(index.group_start, index.start[position], "right")) - 1
+    last = int(np.searchsorted(index.group_start, index.start[position] + index.count[position] - 1, "right")) - 1
+    starts_before = [g for g in range(first, last + 1) if index.group_key_min[g] < ts_ms]
+    for lo in ([int(index.group_key_min[starts_before[-1]])] if starts_before else []) + [None]:
+        _o, columns = read_tags(path, index, [position], list(SAMPLE_COLUMNS), lo, ts_ms - 1)
+        if len(columns["ts_ms"]):
+            return int(columns["ts_ms"][-1]), float(columns["value"][-1]), int(columns["quality"][-1])
+    return None

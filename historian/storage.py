@@ -9,14 +9,16 @@ rows go straight to compacted hour files with their rollups. compact() (compacti
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
 
-from historian.compaction import compact, write_compacted_file
+from historian.compaction import compact, compact_complete_days, write_compacted_file
 from historian.parquet_files import SAMPLE_COLUMNS, TagRows, samples_to_tag_rows, write_tag_rows
 from historian.paths import (
-    HOUR_MS, ZERO_ENTRY, format_entry_id, hour_name, list_files, parse_entry_id, root_of, unique_stem,
+    DAY_MS, HOUR_MS, ZERO_ENTRY, format_entry_id, hour_name, list_files, parse_entry_id, partition_start, root_of,
+    unique_stem,
 )
 from historian.retention import prune
 from historian.rollups import rollup_rows
@@ -49,12 +51,22 @@ def write_segment(data_dir: Path, rows: SampleRows, last_entry_id: str) -> list[
 
 def write_compacted(data_dir: Path, rows: SampleRows) -> list[Path]:
     """Bulk load: rows straight into compacted hour files (sorted, deduplicated, with 1-minute rollups),
-    entry id 0-0. An hour that already has files gets another; the next compaction merges them."""
+    entry id 0-0. An hour that already has files gets another; the next compaction merges them.
+
+    A day (closed by the wall clock) that this call completes, i.e. that now has 24 hour files and no
+    segments, is merged into its day file at once, as the service's compaction would: reads of a
+    bulk-loaded day then touch one file. Returns the paths written by this call (hour or day files)."""
     if len(rows) == 0:
         return []
     directory = root_of(data_dir) / "hours"
-    return [write_compacted_file(directory, hour_name(hour_ms), ZERO_ENTRY, part)
-            for hour_ms, part in _by_hour(samples_to_tag_rows(rows))]
+    written = [write_compacted_file(directory, hour_name(hour_ms), ZERO_ENTRY, part)
+               for hour_ms, part in _by_hour(samples_to_tag_rows(rows))]
+    days = {partition_start(p.name.split(".")[0]) // DAY_MS * DAY_MS for p in written}
+    if compact_complete_days(data_dir, days, int(time.time() * 1000)):
+        written = [p for p in written if p.exists()]
+        written += [f.path for f in list_files(root_of(data_dir)).files
+                    if f.level == "day" and f.start_ms in days and f.path not in written]
+    return written
 
 
 def saved_cursor(data_dir: Path) -> str | None:

@@ -1,0 +1,150 @@
+"""Compaction and rollups: closed hours merged, sorted and deduplicated, late samples merged in later,
+days compacted again, 1-minute rollups exact. Real files in tmp_path."""
+from __future__ import annotations
+
+import numpy as np
+
+from domain.quality import BAD_NO_COMMUNICATION, BAD_SENSOR_FAILURE, GOOD, UNCERTAIN
+from historian.reader import HistoryReader
+from historian.storage import SampleRows, compact, saved_cursor, write_compacted, write_segment
+
+HOUR = 3_600_000
+DAY = 86_400_000
+MINUTE = 60_000
+BASE = 1_764_633_600_000  # 2025-12-02 00:00 UTC
+BAD = BAD_NO_COMMUNICATION.code
+NAN = float("nan")
+
+
+def rows(*samples: tuple[str, int, float, int]) -> SampleRows:
+    tags, ts, values, qualities = zip(*samples)
+    return SampleRows.from_lists(list(tags), list(ts), list(values), list(qualities))
+
+
+def files(tmp_path, pattern="*.parquet"):
+    return sorted(p.relative_to(tmp_path / "historian").as_posix() for p in (tmp_path / "historian").rglob(pattern))
+
+
+def test_a_closed_hour_becomes_one_sorted_file_without_exact_duplicates(tmp_path):
+    write_segment(tmp_path, rows(("B", BASE + 3_000, 3.0, 0), ("A", BASE + 2_000, 2.0, 0)), "10-0")
+    write_segment(tmp_path, rows(("A", BASE + 1_000, 1.0, 0), ("A", BASE + 2_000, 2.0, 0),  # exact duplicate
+                                 ("A", BASE + 2_000, 2.5, 0), ("B", BASE + 3_000, NAN, BAD)), "11-0")  # not
+
+    assert compact(tmp_path, now_ms=BASE + HOUR + 299_999) == 0  # within the grace period
+    assert compact(tmp_path, now_ms=BASE + HOUR + 300_000) == 1
+
+    assert files(tmp_path) == ["hours/20251202T00.11-0.parquet", "hours/20251202T00.11-0.rollup.parquet"]
+    reader = HistoryReader(tmp_path)
+    a = reader.raw("A", BASE, BASE + HOUR)
+    assert a.ts_ms.tolist() == [BASE + 1_000, BASE + 2_000, BASE + 2_000]
+    assert a.value.tolist() == [1.0, 2.0, 2.5]
+    b = reader.raw("B", BASE, BASE + HOUR)
+    assert b.quality.tolist() == [0, BAD] and b.value[0] == 3.0 and np.isnan(b.value[1])
+    assert compact(tmp_path, now_ms=BASE + 2 * HOUR) == 0  # nothing left to do
+
+
+def test_late_samples_after_compaction_are_merged_in_on_the_next_pass(tmp_path):
+    write_segment(tmp_path, rows(("A", BASE + 1_000, 1.0, 0), ("A", BASE + 5_000, 5.0, 0)), "10-0")
+    compact(tmp_path, now_ms=BASE + 2 * HOUR)
+    write_segment(tmp_path, rows(("A", BASE + 3_000, 3.0, UNCERTAIN.code), ("A", BASE + 5_000, 5.0, 0)), "20-0")
+
+    reader = HistoryReader(tmp_path)
+    assert reader.raw("A", BASE, BASE + HOUR).value.tolist() == [1.0, 3.0, 5.0]  # before the next pass too
+    assert compact(tmp_path, now_ms=BASE + 2 * HOUR) == 1
+    assert files(tmp_path, "*[0-9].parquet") == ["hours/20251202T00.20-0.parquet"]
+    series = reader.raw("A", BASE, BASE + HOUR)
+    assert series.value.tolist() == [1.0, 3.0, 5.0]
+    assert series.quality.tolist() == [0, UNCERTAIN.code, 0]
+    assert saved_cursor(tmp_path) == "20-0"
+
+
+def test_a_closed_day_is_compacted_again_into_one_day_file_and_late_samples_still_join_it(tmp_path):
+    for hour in range(3):
+        write_segment(tmp_path, rows(("A", BASE + hour * HOUR + 7, float(hour), 0),
+                                     ("B", BASE + hour * HOUR + 9, -float(hour), 0)), f"{100 + hour}-0")
+    compact(tmp_path, now_ms=BASE + 5 * HOUR)
+    assert len(files(tmp_path, "hours/*[0-9].parquet")) == 3
+
+    assert compact(tmp_path, now_ms=BASE + DAY + 300_000) == 1
+    assert files(tmp_path, "*[0-9].parquet") == ["days/20251202.102-0.parquet"]
+    reader = HistoryReader(tmp_path)
+    assert reader.raw("A", BASE, BASE + DAY).value.tolist() == [0.0, 1.0, 2.0]
+    assert reader.raw("B", BASE, BASE + DAY).value.tolist() == [0.0, -1.0, -2.0]
+
+    write_segment(tmp_path, rows(("A", BASE + 2 * HOUR, 9.0, 0)), "200-0")  # a backfill, days late
+    assert reader.raw("A", BASE, BASE + DAY).value.tolist() == [0.0, 1.0, 9.0, 2.0]
+    assert compact(tmp_path, now_ms=BASE + 3 * DAY) == 2  # its hour, then the day again
+    assert files(tmp_path, "*[0-9].parquet") == ["days/20251202.200-0.parquet"]
+    assert reader.raw("A", BASE, BASE + DAY).value.tolist() == [0.0, 1.0, 9.0, 2.0]
+
+
+def test_an_open_hour_with_many_segments_has_them_merged_into_one(tmp_path):
+    for i in range(48):
+        write_segment(tmp_path, rows(("A", BASE + i * 1_000, float(i), 0)), f"{1_000 + i}-0")
+
+    assert compact(tmp_path, now_ms=BASE + 60_000) == 1
+    [merged] = files(tmp_path)
+    assert merged.startswith("segments/20251202T00/seg-1047-0")  # "~1": the input of that name existed
+    assert HistoryReader(tmp_path).raw("A", BASE, BASE + HOUR).value.tolist() == [float(i) for i in range(48)]
+
+
+def test_a_crash_between_writing_and_deleting_leaves_duplicates_that_reads_and_compaction_drop(tmp_path):
+    write_segment(tmp_path, rows(("A", BASE + 1_000, 1.0, 0), ("A", BASE + 2_000, 2.0, 0)), "10-0")
+    segment = next((tmp_path / "historian" / "segments").rglob("*.parquet"))
+    kept = segment.read_bytes()
+    compact(tmp_path, now_ms=BASE + 2 * HOUR)
+    segment.parent.mkdir(parents=True, exist_ok=True)
+    segment.write_bytes(kept)  # as if the compaction had died before deleting its input
+
+    reader = HistoryReader(tmp_path)
+    assert reader.raw("A", BASE, BASE + HOUR).value.tolist() == [1.0, 2.0]
+    assert reader.rollup("A", BASE, BASE + HOUR).count.tolist() == [2]
+    assert compact(tmp_path, now_ms=BASE + 2 * HOUR) == 1
+    assert reader.raw("A", BASE, BASE + HOUR).value.tolist() == [1.0, 2.0]
+    assert saved_cursor(tmp_path) == "10-0"
+
+
+def test_rollups_hold_extremes_with_their_times_first_last_counts_and_all_bad_minutes(tmp_path):
+    m0, m1, m2 = BASE, BASE + MINUTE, BASE + 2 * MINUTE
+    write_compacted(tmp_path, rows(
+        ("A", m0 + 1_000, NAN, BAD), ("A", m0 + 2_000, 5.0, 0), ("A", m0 + 3_000, 1.0, UNCERTAIN.code),
+        ("A", m0 + 4_000, 9.0, 0), ("A", m0 + 5_000, 1.0, 0), ("A", m0 + 6_000, 4.0, 0),
+        ("A", m1 + 0, NAN, BAD), ("A", m1 + 59_999, 7.0, BAD_SENSOR_FAILURE.code),  # a Bad value is not kept
+        ("A", m2 + 10, 2.0, 0), ("A", m2 + 20, NAN, BAD),
+    ))
+
+    r = HistoryReader(tmp_path).rollup("A", BASE, BASE + 3 * MINUTE - 1)
+
+    assert r.minute_ms.tolist() == [m0, m1, m2]
+    assert r.min[0] == 1.0 and r.min_ts_ms[0] == m0 + 3_000  # an Uncertain value counts; the first of a tie
+    assert r.max[0] == 9.0 and r.max_ts_ms[0] == m0 + 4_000
+    assert np.isnan(r.first[0]) and r.last[0] == 4.0
+    assert r.count.tolist() == [6, 2, 2] and r.bad_count.tolist() == [1, 2, 1]
+    assert np.isnan(r.min[1]) and np.isnan(r.max[1]) and np.isnan(r.first[1]) and np.isnan(r.last[1])
+    assert r.min[2] == r.max[2] == 2.0 and r.min_ts_ms[2] == r.max_ts_ms[2] == m2 + 10 and np.isnan(r.last[2])
+
+
+def test_stored_rollups_and_rollups_made_from_segments_agree(tmp_path):
+    rng = np.random.default_rng(6)
+    ts = np.sort(rng.choice(HOUR, 2_000, replace=False)) + BASE
+    values = np.round(rng.normal(50, 10, len(ts)), 3)
+    quality = np.where(rng.random(len(ts)) < 0.1, BAD, np.where(rng.random(len(ts)) < 0.1, UNCERTAIN.code, GOOD.code))
+    values[quality == BAD] = np.nan
+    sample = SampleRows(np.full(len(ts), "A", dtype=object), ts, values, quality.astype(np.uint32))
+    write_segment(tmp_path, sample, "5-0")
+    reader = HistoryReader(tmp_path)
+    from_segments = reader.rollup("A", BASE, BASE + HOUR - 1)
+    compact(tmp_path, now_ms=BASE + 2 * HOUR)
+    assert files(tmp_path, "*.rollup.parquet") == ["hours/20251202T00.5-0.rollup.parquet"]
+    stored = reader.rollup("A", BASE, BASE + HOUR - 1)
+
+    assert len(stored) == 60
+    for name in ("minute_ms", "min", "max", "min_ts_ms", "max_ts_ms", "first", "last", "count", "bad_count"):
+        assert np.array_equal(getattr(stored, name), getattr(from_segments, name), equal_nan=True), name
+    assert stored.count.sum() == len(ts) and stored.bad_count.sum() == int((quality == BAD).sum())
+    good = quality != BAD
+    minute = (ts - BASE) // MINUTE
+    for m in (0, 17, 59):
+        inside = good & (minute == m)
+        assert stored.max[m] == values[inside].max()
+        assert stored.max_ts_ms[m] == ts[inside][np.argmax(values[inside])]

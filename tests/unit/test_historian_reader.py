@@ -1,0 +1,173 @@
+"""HistoryReader over real files: every kind of file at once, the value in force across partitions,
+estimates, files vanishing under it, and what web/history_query.py's disk tier makes of its answers."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from domain.downsampling import rollup_points
+from domain.quality import BAD_NO_COMMUNICATION, UNCERTAIN
+from historian.reader import HistoryReader
+from historian.storage import SampleRows, compact, write_compacted, write_segment
+from web.history_query import read_disk
+
+HOUR = 3_600_000
+DAY = 86_400_000
+MINUTE = 60_000
+BASE = 1_764_633_600_000  # 2025-12-02 00:00 UTC
+BAD = BAD_NO_COMMUNICATION.code
+NAN = float("nan")
+
+
+def rows(*samples: tuple[str, int, float, int]) -> SampleRows:
+    tags, ts, values, qualities = zip(*samples)
+    return SampleRows.from_lists(list(tags), list(ts), list(values), list(qualities))
+
+
+def every_second(tag: str, start_ms: int, seconds: int, offset: float = 0.0) -> SampleRows:
+    ts = start_ms + np.arange(seconds, dtype=np.int64) * 1_000
+    return SampleRows(np.full(seconds, tag, dtype=object), ts, offset + np.arange(seconds, dtype=np.float64),
+                      np.zeros(seconds, np.uint32))
+
+
+def three_tiers(tmp_path) -> None:
+    """Day 1 in a day file, day 2 hour 0 in an hour file, day 2 hour 1 in segments."""
+    write_segment(tmp_path, rows(("A", BASE + 10, 1.0, 0), ("A", BASE + 5 * HOUR, 2.0, UNCERTAIN.code)), "1-0")
+    write_segment(tmp_path, rows(("A", BASE + DAY + 10, 3.0, 0), ("A", BASE + DAY + 20, NAN, BAD)), "2-0")
+    compact(tmp_path, now_ms=BASE + DAY + 2 * HOUR)
+    write_segment(tmp_path, rows(("A", BASE + DAY + HOUR + 10, 4.0, 0)), "3-0")
+    write_segment(tmp_path, rows(("A", BASE + DAY + HOUR + 20, 5.0, 0)), "4-0")
+
+
+def test_an_empty_or_missing_directory_is_no_history(tmp_path):
+    reader = HistoryReader(tmp_path / "nothing here")
+
+    assert reader.data_dir == tmp_path / "nothing here"
+    assert len(reader.raw("A", 0, BASE)) == 0 and len(reader.rollup("A", 0, BASE)) == 0
+    assert reader.count_estimate("A", 0, BASE) == 0 and reader.last_sample_before("A", BASE) is None
+
+
+def test_raw_reads_day_hour_and_segment_files_as_one_series(tmp_path):
+    three_tiers(tmp_path)
+    kinds = {p.parent.name if p.parent.parent.name == "historian" else "segments"
+             for p in (tmp_path / "historian").rglob("*[0-9].parquet")}
+    assert kinds == {"days", "hours", "segments"}
+
+    series = HistoryReader(tmp_path).raw("A", BASE, BASE + 2 * DAY)
+
+    assert series.ts_ms.tolist() == [BASE + 10, BASE + 5 * HOUR, BASE + DAY + 10, BASE + DAY + 20,
+                                     BASE + DAY + HOUR + 10, BASE + DAY + HOUR + 20]
+    assert series.quality.tolist() == [0, UNCERTAIN.code, 0, BAD, 0, 0]
+    assert np.array_equal(series.value, [1.0, 2.0, 3.0, NAN, 4.0, 5.0], equal_nan=True)
+    assert HistoryReader(tmp_path).raw("A", BASE + 11, BASE + DAY + 10).value.tolist() == [2.0, 3.0]
+    assert len(HistoryReader(tmp_path).raw("B", BASE, BASE + 2 * DAY)) == 0
+
+
+def test_the_value_in_force_is_found_in_older_partitions(tmp_path):
+    three_tiers(tmp_path)
+    reader = HistoryReader(tmp_path)
+
+    assert reader.last_sample_before("A", BASE + DAY + HOUR + 20) == (BASE + DAY + HOUR + 10, 4.0, 0)
+    ts, value, quality = reader.last_sample_before("A", BASE + DAY + HOUR)
+    assert (ts, quality) == (BASE + DAY + 20, BAD) and np.isnan(value)
+    assert reader.last_sample_before("A", BASE + DAY) == (BASE + 5 * HOUR, 2.0, UNCERTAIN.code)
+    assert reader.last_sample_before("A", BASE + 20 * DAY) == (BASE + DAY + HOUR + 20, 5.0, 0)
+    assert reader.last_sample_before("A", BASE + 10) is None
+
+
+def test_the_value_in_force_is_found_inside_a_big_file(tmp_path):
+    write_compacted(tmp_path, every_second("A", BASE, 3 * 3_600))  # hours of 3,600 rows: their own row groups
+    reader = HistoryReader(tmp_path)
+
+    assert reader.last_sample_before("A", BASE + 1_234_500) == (BASE + 1_234_000, 1_234.0, 0)
+    assert reader.last_sample_before("A", BASE + HOUR) == (BASE + HOUR - 1_000, 3_599.0, 0)
+
+
+def test_count_estimate_follows_the_samples_in_range(tmp_path):
+    write_compacted(tmp_path, every_second("A", BASE, 2 * 3_600))
+    write_segment(tmp_path, every_second("A", BASE + 2 * HOUR, 600), "9-0")
+    reader = HistoryReader(tmp_path)
+
+    assert reader.count_estimate("A", BASE, BASE + 3 * HOUR) == 7_800
+    assert abs(reader.count_estimate("A", BASE + HOUR // 2, BASE + HOUR) - 1_800) <= 2
+    assert reader.count_estimate("A", BASE + 5 * HOUR, BASE + 6 * HOUR) == 0
+    assert reader.count_estimate("B", BASE, BASE + 3 * HOUR) == 0
+
+
+def test_rollups_span_stored_and_computed_hours(tmp_path):
+    write_compacted(tmp_path, every_second("A", BASE, 3_600))  # stored rollups
+    write_segment(tmp_path, every_second("A", BASE + HOUR, 120, offset=10_000.0), "9-0")  # computed
+
+    r = HistoryReader(tmp_path).rollup("A", BASE + 30_000, BASE + HOUR + MINUTE)
+
+    assert r.minute_ms.tolist() == [BASE + m * MINUTE for m in range(62)]
+    assert r.count.tolist() == [60] * 62
+    assert r.min[0] == 0.0 and r.max[-1] == 10_119.0 and r.max_ts_ms[-1] == BASE + HOUR + 119_000
+
+
+class ReaderRacedByACompaction(HistoryReader):
+    """Between its listing and its reading, a compaction moves the listed files' rows elsewhere."""
+
+    def __init__(self, data_dir, now_ms):
+        super().__init__(data_dir)
+        self.now_ms, self.raced = now_ms, 0
+
+    def _tag_files(self, tag, start_ms, end_ms):
+        found = super()._tag_files(tag, start_ms, end_ms)
+        if not self.raced:
+            self.raced = compact(self.data_dir, now_ms=self.now_ms)
+        return found
+
+
+def test_a_file_vanishing_between_listing_and_reading_makes_the_reader_list_again(tmp_path):
+    write_segment(tmp_path, every_second("A", BASE, 100), "1-0")
+    write_segment(tmp_path, every_second("A", BASE + 100_000, 100, offset=100.0), "2-0")
+    reader = ReaderRacedByACompaction(tmp_path, now_ms=BASE + 2 * HOUR)
+
+    series = reader.raw("A", BASE, BASE + HOUR)
+
+    assert reader.raced == 1
+    assert series.value.tolist() == [float(i) for i in range(200)]
+
+
+def test_reads_stay_whole_while_another_thread_writes_and_compacts(tmp_path):
+    stop = threading.Event()
+    written = []  # seconds whose samples are durable
+
+    def historian():
+        second = 0
+        while not stop.is_set() and second < 5_000:
+            write_segment(tmp_path, every_second("A", BASE + second * 1_000, 20, offset=second), f"{second + 1}-0")
+            second += 20
+            written.append(second)
+            compact(tmp_path, now_ms=BASE + 30 * MINUTE)  # an open hour: merges every 48 segments
+
+    thread = threading.Thread(target=historian)
+    thread.start()
+    reader = HistoryReader(tmp_path)
+    checks = 0
+    try:
+        while thread.is_alive() and checks < 150:
+            durable = written[-1] if written else 0
+            series = reader.raw("A", BASE, BASE + HOUR)
+            assert np.array_equal(series.value[:durable], np.arange(durable, dtype=np.float64))
+            checks += 1
+    finally:
+        stop.set()
+        thread.join()
+    assert checks > 10
+
+
+def test_the_web_disk_tier_draws_from_these_rollups_and_raw_samples(tmp_path):
+    write_compacted(tmp_path, every_second("A", BASE, 3 * 3_600))
+    reader = HistoryReader(tmp_path)
+
+    part = read_disk(reader, "A", BASE + 1_000, BASE + 3 * HOUR - 1, raw_budget=3_600)
+
+    assert part.raw_from_ms == BASE + 2 * HOUR  # the newest hour fits the budget: raw, older minutes rolled up
+    assert len(part.raw) == 3_600 and part.raw.value[0] == 7_200.0
+    assert part.rollup_ts[0] == BASE + 59_000 and part.rollup_values.max() == 7_199.0  # the minimum lay before start
+    assert part.carried == (BASE, 0.0, 0)
+    ts, values = rollup_points(reader.rollup("A", BASE, BASE + HOUR - 1))
+    assert len(ts) == 120 and values.min() == 0.0 and values.max() == 3_599.0
