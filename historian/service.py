@@ -40,7 +40,8 @@ from tag_store.cancellation import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
-FEED_COUNT = 500  # sl:samples entries per read
+FEED_COUNT = 500  # at most this many sl:samples entries per read ...
+READ_TARGET_SAMPLES = 20_000  # ... and about this many samples (entries hold 1 to 5,000 samples)
 FLUSH_AT_SAMPLES = 100_000  # write at once when this many are buffered
 WAIT_MAX_S = 0.5  # the longest blocking read: how quickly a stop is noticed
 HEARTBEAT_S = 1.0
@@ -86,6 +87,8 @@ class Historian:
         # The feed's entries-added count at the read cursor (None: not known), for behind_entries.
         self._added_at_read: int | None = None
         self._unread: int | None = None
+        self._read_count = 100  # entries per read, adapted to READ_TARGET_SAMPLES
+        self._last_read_full = False
         self._stopping = asyncio.Event()
         self._next_flush_s = 0.0
         self._disk_backoff = Backoff(initial_s=0.5, max_s=30.0)
@@ -161,7 +164,9 @@ class Historian:
         deadline_s = time.monotonic() + STOP_DRAIN_S
         try:
             while time.monotonic() < deadline_s and self._caught_up:
-                if await self._read_once() < FEED_COUNT:
+                await self._read_once()
+                await self._flush_if_due()
+                if not self._last_read_full:
                     return
         except (RedisError, OSError) as exc:
             log.warning("historian: could not read the rest of the feed at the stop (%s); the next start will", exc)
@@ -181,6 +186,9 @@ class Historian:
             try:
                 if not self._caught_up:
                     await self._catch_up()
+                if self._buffer.samples >= self._flush_at_samples and self._disk_lock.locked():
+                    await self._pause(0.05)  # compaction holds the disk: let the feed hold the rest meanwhile
+                    continue
                 read = await self._read_once()
                 if self._redis_failing:
                     log.info("historian: Redis is back; following the feed after entry %s", self._read_cursor)
@@ -204,9 +212,10 @@ class Historian:
             await self._flush_if_due()
 
     async def _read_once(self) -> int:
-        """Read up to FEED_COUNT entries after the read cursor; how many. Notices a gap (and catches up)."""
+        """Read entries after the read cursor; how many. Notices a gap (and catches up instead)."""
+        count = self._read_count
         pipe = self._redis.pipeline(transaction=True)  # the read and the feed's state at the same instant
-        pipe.xread({keys.SAMPLES: self._read_cursor}, count=FEED_COUNT)
+        pipe.xread({keys.SAMPLES: self._read_cursor}, count=count)
         pipe.xinfo_stream(keys.SAMPLES)
         read, info = await pipe.execute(raise_on_error=False)
         if isinstance(read, Exception):
@@ -217,6 +226,7 @@ class Historian:
             await self._catch_up()
             return 0
         entries = read[0][1] if read else []
+        samples = 0
         for entry_id, fields in entries:
             try:
                 chunk = chunk_of_entry(text(entry_id), fields, self._skip_tags)
@@ -224,8 +234,14 @@ class Historian:
                 log.error("historian: unreadable feed entry %s skipped: %r", text(entry_id), exc)
                 chunk = Chunk(text(entry_id))
             self._add(chunk)
+            samples += len(chunk) + chunk.skipped_text
+            if self._buffer.samples >= self._flush_at_samples:
+                await self._flush_if_due()
+        if entries:
+            self._read_count = max(1, min(FEED_COUNT, READ_TARGET_SAMPLES * len(entries) // max(samples, 1)))
+        self._last_read_full = len(entries) >= count
         added = int(info["entries-added"]) if info and "entries-added" in info else None
-        if len(entries) < FEED_COUNT:  # read up to the newest entry
+        if not self._last_read_full:  # read up to the newest entry
             self._added_at_read, self._unread = added, 0
         elif self._added_at_read is not None and added is not None:
             self._added_at_read += len(entries)
