@@ -1,54 +1,30 @@
-"""Recent history of a tag from its Redis stream, as (source time ms, value or None) points.
+"""The trend's history: every pen (and its setpoint) queried at once with web.history_query.query_history,
+and what the answers mean for the operator in words.
 
-For any range, from the historian's files and Redis together, downsampled, use
-web.history_query.query_history and pen_points() below.
-
-Bad samples become None so the trend shows a gap instead of a false line. Sources
-report on change, so a value holds until the next sample: the value in force at
-the window's start is carried in, and a live value is held up to now.
+Bad samples are gaps (None); sources report on change, so query_history carries the value in force
+at the start in and holds a live value up to now (hold_to_now below is that rule for points).
 """
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
-from domain.config_model import DataType, Tag
-from tag_store import keys
-from tag_store.codec import decode_tag_value
-from web.history_query import PenHistory
-
-MAX_POINTS_PER_PEN = 20_000
+from domain.config_model import Tag
+from web.history_query import HistoryQueryError, PenHistory, query_history
+from web.trend_figure import local_time_text
+from web.trend_overlays import setpoint_tag
 
 Point = tuple[int, float | None]
 
 
-def sample_to_point(tag: Tag, fields: dict[Any, Any]) -> Point | None:
-    raw = fields.get(b"d") or fields.get("d")
-    if raw is None:
-        return None
-    tv = decode_tag_value(tag.name, raw)
-    if tv.quality.is_bad or tv.value is None:
-        return tv.source_time_ms, None
-    if tag.data_type is DataType.BOOL or isinstance(tv.value, bool):
-        return tv.source_time_ms, 1.0 if tv.value else 0.0
-    if isinstance(tv.value, (int, float)):
-        return tv.source_time_ms, float(tv.value)
-    return None  # text values are not trended
-
-
-async def read_history(redis: aioredis.Redis, tag: Tag, since_ms: int,
-                       max_points: int = MAX_POINTS_PER_PEN) -> list[Point]:
-    """Oldest first: the newest max_points samples since since_ms, led by the value in force then."""
-    key = keys.history(tag.name)
-    entries = await redis.xrevrange(key, max="+", min=str(since_ms), count=max_points)
-    before = await redis.xrevrange(key, max=f"({since_ms}", count=1)
-    points = sorted((p for p in (sample_to_point(tag, f) for _id, f in reversed(entries)) if p is not None),
-                    key=lambda p: p[0])
-    carried = sample_to_point(tag, before[0][1]) if before else None
-    if carried is not None and carried[1] is not None and (not points or points[0][0] > since_ms):
-        points.insert(0, (since_ms, carried[1]))
-    return points
+@dataclass(frozen=True)
+class PenAnswer:
+    tag: Tag
+    history: PenHistory | None
+    error: str | None = None
 
 
 def hold_to_now(points: list[Point], now_ms: int) -> list[Point]:
@@ -59,5 +35,54 @@ def hold_to_now(points: list[Point], now_ms: int) -> list[Point]:
 
 
 def pen_points(history: PenHistory) -> list[Point]:
-    """query_history's answer as the points trend_figure draws (held to now already if live)."""
+    """query_history's answer as (time ms, value or None) points (held to now already if live)."""
     return list(zip(history.ts_ms, history.values))
+
+
+async def query_one(runtime, tag: Tag, start_ms: int, end_ms: int, max_points: int) -> PenAnswer:
+    try:
+        return PenAnswer(tag, await query_history(runtime, tag, start_ms, end_ms, max_points))
+    except HistoryQueryError as exc:
+        return PenAnswer(tag, None, str(exc))
+    except (RedisError, OSError) as exc:
+        return PenAnswer(tag, None, f"history unavailable (Redis): {exc}")
+
+
+def setpoints_to_query(tags: Sequence[Tag], index: dict[str, Tag]) -> list[Tag]:
+    """The setpoint tags of the pens' deviation alarms that are not pens themselves, once each."""
+    names = {t.name for t in tags}
+    wanted = [setpoint_tag(t) for t in tags]
+    return [index[n] for n in dict.fromkeys(w for w in wanted if w) if n in index and n not in names]
+
+
+async def query_pens(runtime, tags: Sequence[Tag], setpoints: Sequence[Tag], start_ms: int, end_ms: int,
+                     max_points: int) -> tuple[list[PenAnswer], dict[str, PenAnswer]]:
+    """Every pen and setpoint over [start_ms, end_ms], all at once (one gather)."""
+    answers = await asyncio.gather(*(query_one(runtime, t, start_ms, end_ms, max_points)
+                                     for t in [*tags, *setpoints]))
+    return list(answers[:len(tags)]), {a.tag.name: a for a in answers[len(tags):]}
+
+
+def answer_notes(answers: Sequence[PenAnswer], utc_offset_min: int) -> list[str]:
+    """What the operator should know about the answers: errors, no data, coarser history, server notes."""
+    notes: list[str] = []
+    for answer in answers:
+        name, history = answer.tag.name, answer.history
+        if answer.error:
+            notes.append(f"{name}: {answer.error}")
+            continue
+        if history is None:
+            continue
+        if not any(v is not None for v in history.values):
+            notes.append(f"{name}: no data in this range.")
+        if history.quality_bad_periods:
+            count = len(history.quality_bad_periods)
+            notes.append(f"{name}: Bad or no data in {count} period{'s' if count > 1 else ''} (hatched).")
+        if history.resolution != "raw" and history.raw_from_ms > history.start_ms:
+            before = local_time_text(history.raw_from_ms, utc_offset_min)[:16]
+            notes.append(f"{name}: 1-minute min/max before {before}, raw samples after; zoom in for more detail.")
+        elif history.downsampled:
+            notes.append(f"{name}: {history.raw_count:,} samples drawn as {len(history.ts_ms):,} points "
+                         "(peaks, dips and gaps kept); zoom in for every sample.")
+        notes += [f"{name}: {note}" for note in history.notes]
+    return notes

@@ -79,4 +79,5 @@ def test_a_discovered_tag_is_trended_and_found_by_the_pen_picker(login, source_h
     page.wait_for_function(
         "() => { const gd = document.querySelector('.sl-trend-graph .js-plotly-plot');"
         " return gd && gd.data && gd.data.length === 2 && gd.data[1].y.includes(1.25); }", timeout=LIVE_S)
-    assert page.url.endswith("/trend?tags=Z9.temperature%2CZ9.pressure&window=5")
+    page.wait_for_function("() => window.location.search === '?tags=Z9.temperature,Z9.pressure&range=5m'",
+                           timeout=LIVE_S)

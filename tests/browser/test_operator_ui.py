@@ -134,4 +134,4 @@ def test_trend_draws_history_and_extends_it_live(login, source_heartbeats):
     source_heartbeats.put("T101.level", 3.0, quality=BAD_NO_COMMUNICATION)
     page.wait_for_function(f"({points})().slice(-1)[0] === null", timeout=LIVE_S)  # a Bad sample is a gap
     assert page.evaluate(points)[:3] == [1.0, 1.5, 2.0]
-    assert page.url.endswith("/trend?tags=T101.level&window=5")
+    assert page.url.endswith("/trend?tags=T101.level&range=5m")  # the old ?window=5 address, as written now

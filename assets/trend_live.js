@@ -1,0 +1,158 @@
+/* Stacklight trend (layouts/trend.py), the browser's part:
+ * - extends the pens of a live preset of up to an hour with every live push (Plotly.extendTraces),
+ *   dropping points that slid out of the window, and slides the window with the clock;
+ * - sends zooms and pans by the operator to the server, debounced (it re-queries that span);
+ * - writes the trend into the address, downloads the PNG, keeps the CSV link on "now" while live.
+ * x values are the browser's wall clock in ms read as UTC (web/trend_figure.py axis_x).
+ * Replaces window.stacklightTrend of live_trend.js (loaded before this file): live_render.js calls
+ * extend() on every push and follow() once a second.
+ */
+(function () {
+  'use strict';
+
+  var ZOOM_DEBOUNCE_MS = 400;
+  var SLIDE_TICK_MS = 250;
+  var MARGIN_POINTS = 2;  // kept left of the window, so the line enters from the edge
+
+  function graph() {
+    var gd = document.querySelector('.sl-trend-graph .js-plotly-plot');
+    return (gd && gd.data && gd.layout && window.Plotly) ? gd : null;
+  }
+  function meta(gd) { return (gd && gd.layout && gd.layout.meta) || null; }
+  function clockNow() {
+    var live = window.stacklight;
+    return Date.now() + ((live && live.clockOffsetMs) || 0);
+  }
+  function axisX(ms, offsetMin) { return ms + offsetMin * 60000; }
+  // The first index whose x is at least `x` (x ascending).
+  function firstAtLeast(xs, x) {
+    var lo = 0, hi = xs.length;
+    while (lo < hi) { var mid = (lo + hi) >> 1; if (xs[mid] < x) { lo = mid + 1; } else { hi = mid; } }
+    return lo;
+  }
+  function scaled(value, scale) {
+    if (value === null || !scale) { return value; }
+    return (value - scale[0]) / (scale[1] - scale[0]) * 100;
+  }
+
+  function extend(state) {
+    var gd = graph(), m = meta(gd);
+    if (!m || !m.extend) { return; }
+    var values = (state.data && state.data.values) || {};
+    var offset = m.utc_offset_min || 0, now = clockNow(), windowMs = m.window_ms;
+    // At most ~1500 points across the window from the live push, whatever its rate.
+    var stepMs = Math.max(200, windowMs / 1500), holdMs = Math.max(1000, windowMs / 1500);
+    var keepFrom = axisX(now - windowMs, offset);
+    var update = {x: [], y: [], customdata: []}, idx = [], maxPoints = [];
+    gd.data.forEach(function (trace, i) {
+      var tm = trace.meta || {};
+      var e = tm.tag ? values[tm.tag] : null;
+      if (!e || e.ts === null || e.ts === undefined) { return; }
+      if (trace.slLastX === undefined) { trace.slLastX = trace.slLastSampleTs = tm.last_ts || 0; }
+      var live = e.f === 'live' || e.f === 'uncertain';
+      var v = (!live || e.v === null) ? null : (typeof e.v === 'boolean' ? (e.v ? 1 : 0) : Number(e.v));
+      var x;
+      if (e.ts > trace.slLastSampleTs && (v === null || e.ts - trace.slLastX >= stepMs)) {
+        trace.slLastSampleTs = e.ts;
+        x = Math.max(e.ts, trace.slLastX);  // a new sample; never drawn before a held point
+      } else if (now - trace.slLastX >= holdMs) {
+        x = Math.max(now, trace.slLastX);   // unchanged (or too soon to draw): held while live, a gap when not
+        trace.slLastSampleTs = Math.max(trace.slLastSampleTs, e.ts);
+      } else {
+        return;
+      }
+      trace.slLastX = x;
+      var xs = trace.x || [];
+      var dropped = Math.max(0, firstAtLeast(xs, keepFrom) - MARGIN_POINTS);
+      idx.push(i);
+      update.x.push([axisX(x, offset)]);
+      update.y.push([scaled(v, tm.scale)]);
+      update.customdata.push([v]);
+      maxPoints.push(xs.length - dropped + 1);
+    });
+    if (!idx.length) { return; }
+    var anyScaled = idx.some(function (i) { return gd.data[i].meta && gd.data[i].meta.scale; });
+    if (!anyScaled) { delete update.customdata; }
+    var limits = {x: maxPoints, y: maxPoints};
+    if (anyScaled) { limits.customdata = maxPoints; }
+    window.Plotly.extendTraces(gd, update, idx, limits);
+  }
+
+  // The window of a live preset follows the clock, a step about every pixel.
+  var lastSlide = 0;
+  function slide() {
+    var gd = graph(), m = meta(gd);
+    if (!m || !m.extend || document.hidden) { return; }
+    var now = clockNow();
+    if (now - lastSlide < Math.max(SLIDE_TICK_MS, m.window_ms / 1200)) { return; }
+    lastSlide = now;
+    var offset = m.utc_offset_min || 0;
+    // 'xaxis.range' as a whole: the zoom handler below knows this is not the operator.
+    window.Plotly.relayout(gd, {'xaxis.range': [axisX(now - m.window_ms, offset), axisX(now, offset)]});
+  }
+  window.setInterval(slide, SLIDE_TICK_MS);
+
+  // While live, the CSV link asks for the window as it is at the click.
+  document.addEventListener('mousedown', function (ev) {
+    var link = ev.target && ev.target.closest ? ev.target.closest('#trend-csv') : null;
+    var gd = graph(), m = meta(gd);
+    if (!link || !m || !m.live || !link.getAttribute('href')) { return; }
+    var url = new URL(link.href, window.location.href), now = clockNow();
+    url.searchParams.set('start', new Date(now - m.window_ms).toISOString());
+    url.searchParams.set('end', new Date(now).toISOString());
+    link.setAttribute('href', url.pathname + url.search);
+  }, true);
+
+  function plotWidth() {
+    var el = document.querySelector('.sl-trend-graph');
+    return el ? Math.max(200, el.clientWidth - 140) : 1200;
+  }
+  var resizeTimer = null;
+  window.addEventListener('resize', function () {
+    window.clearTimeout(resizeTimer);
+    resizeTimer = window.setTimeout(function () {
+      if (!graph() || !window.dash_clientside.set_props) { return; }
+      window.dash_clientside.set_props('trend-client', {data: {utc_offset_min: -new Date().getTimezoneOffset(),
+                                                               plot_px: plotWidth()}});
+    }, 800);
+  });
+
+  var zoomSeq = 0;
+  window.dash_clientside = window.dash_clientside || {};
+  window.dash_clientside.stacklightTrend = {
+    client: function () {
+      return {utc_offset_min: -new Date().getTimezoneOffset(), plot_px: plotWidth()};
+    },
+    // A drag or pan reports xaxis.range[0] and [1]; our slide() sets xaxis.range and is ignored.
+    zoom: function (relayout) {
+      var noUpdate = window.dash_clientside.no_update;
+      if (!relayout || relayout['xaxis.range[0]'] === undefined || relayout['xaxis.range[1]'] === undefined) {
+        return noUpdate;
+      }
+      var seq = ++zoomSeq, start = relayout['xaxis.range[0]'], end = relayout['xaxis.range[1]'];
+      return new Promise(function (resolve) {
+        window.setTimeout(function () {
+          resolve(seq === zoomSeq ? {start: start, end: end, seq: seq} : noUpdate);
+        }, ZOOM_DEBOUNCE_MS);
+      });
+    },
+    address: function (query) {
+      if (typeof query !== 'string') { return window.dash_clientside.no_update; }
+      var target = '/trend' + (query ? '?' + query : '');
+      if (window.location.pathname === '/trend' && window.location.pathname + window.location.search !== target) {
+        window.history.replaceState(null, '', target);
+      }
+      return window.dash_clientside.no_update;
+    },
+    png: function () {
+      var gd = graph(), m = meta(gd);
+      if (gd) {
+        window.Plotly.downloadImage(gd, {format: 'png', filename: (m && m.png_name) || 'trend',
+                                         width: gd._fullLayout.width, height: gd._fullLayout.height});
+      }
+      return window.dash_clientside.no_update;
+    }
+  };
+
+  window.stacklightTrend = {extend: extend, follow: function () { /* slide() runs on its own timer */ }};
+}());
