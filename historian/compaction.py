@@ -5,8 +5,9 @@ compact(data_dir, now_ms, grace_ms) does, in order:
    one hour file: rows sorted by (tag, time), exact duplicates (tag, time, value, quality) dropped,
    rollups beside it, the greatest entry id of its inputs in its name. Late samples for an hour that
    was compacted already arrive as new segments and are merged in on a later pass the same way.
-2. An open hour with SEGMENT_MERGE_FILES segments or more has them merged into one segment, so a
-   reader of the current hour opens a bounded number of files.
+2. An open hour with SEGMENT_MERGE_FILES fresh segments or more has them merged into one run
+   (run-<entry id>.parquet), and RUN_MERGE_FILES runs into one, so a reader of the current hour opens
+   at most about 55 files and each sample is rewritten only a few times before its hour closes.
 3. A closed day with hour files (or more than one day file) is merged into one day file, streamed
    tag chunk by tag chunk (DAY_CHUNK_ROWS rows at a time), so memory stays bounded for any plant size.
    A day query of one tag then reads one file and one or two row groups.
@@ -39,6 +40,7 @@ from historian.rollups import rollup_rows
 log = logging.getLogger(__name__)
 
 SEGMENT_MERGE_FILES = 48
+RUN_MERGE_FILES = 8
 DAY_CHUNK_ROWS = 2_000_000
 STALE_AFTER_S = 600
 
@@ -68,12 +70,16 @@ def compact(data_dir: Path, now_ms: int, grace_ms: int = 300_000) -> int:
                 write_compacted_file(root / "hours", hour_name(hour_ms), _entry(files), rows)
                 _remove_inputs(files)
                 merged += 1
-        elif len(segments) >= SEGMENT_MERGE_FILES:
-            directory = root / "segments" / hour_name(hour_ms)
-            stem = unique_stem(directory, f"seg-{_entry(segments)}")
-            write_tag_rows(directory / f"{stem}.parquet", _merged_rows(segments), SAMPLE_COLUMNS, "ts_ms")
-            _remove_inputs(segments)
-            merged += 1
+        else:
+            fresh = [f for f in segments if f.path.name.startswith("seg-")]
+            runs = [f for f in segments if f.path.name.startswith("run-")]
+            inputs = fresh if len(fresh) >= SEGMENT_MERGE_FILES else runs if len(runs) >= RUN_MERGE_FILES else []
+            if inputs:
+                directory = root / "segments" / hour_name(hour_ms)
+                stem = unique_stem(directory, f"run-{_entry(inputs)}")
+                write_tag_rows(directory / f"{stem}.parquet", _merged_rows(inputs), SAMPLE_COLUMNS, "ts_ms")
+                _remove_inputs(inputs)
+                merged += 1
     for day_ms, files in sorted(_files_by_day(root).items()):
         if day_ms + DAY_MS + grace_ms <= now_ms and (len(files) > 1 or files[0].level == "hour"):
             _merge_day(root / "days", day_ms, files)

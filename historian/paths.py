@@ -3,6 +3,7 @@
 Layout under <data_dir>/historian/ (all times are source times, UTC):
 
     segments/<YYYYmmddTHH>/seg-<entry id>.parquet    what the service flushed, one file per hour touched
+    segments/<YYYYmmddTHH>/run-<entry id>.parquet    segments of a still open hour, merged
     hours/<YYYYmmddTHH>.<entry id>.parquet           a closed hour, compacted (+ .rollup.parquet)
     days/<YYYYmmdd>.<entry id>.parquet               a closed day, compacted again (+ .rollup.parquet)
 
@@ -32,7 +33,7 @@ MINUTE_MS = 60_000
 ZERO_ENTRY = "0-0"
 
 _HOUR_NAME = re.compile(r"^\d{8}T\d{2}$")
-_SEGMENT = re.compile(r"^seg-(\d+)-(\d+)(?:~\d+)?\.parquet$")
+_SEGMENT = re.compile(r"^(seg|run)-(\d+)-(\d+)(?:~\d+)?\.parquet$")
 _COMPACTED = re.compile(r"^(\d{8}(?:T\d{2})?)\.(\d+)-(\d+)(?:~\d+)?(\.rollup)?\.parquet$")
 
 
@@ -139,7 +140,7 @@ def list_files(root: Path, start_ms: int | None = None, end_ms: int | None = Non
                 if e.name.endswith(".tmp"):
                     temps.append(Path(e.path))
                 continue
-            files.append(DataFile(Path(e.path), "segment", start, start + HOUR_MS, (int(m.group(1)), int(m.group(2)))))
+            files.append(DataFile(Path(e.path), "segment", start, start + HOUR_MS, (int(m.group(2)), int(m.group(3)))))
     return Listing(files, orphans, temps)
 
 

@@ -78,14 +78,21 @@ def test_a_closed_day_is_compacted_again_into_one_day_file_and_late_samples_stil
     assert reader.raw("A", BASE, BASE + DAY).value.tolist() == [0.0, 1.0, 9.0, 2.0]
 
 
-def test_an_open_hour_with_many_segments_has_them_merged_into_one(tmp_path):
-    for i in range(48):
+def test_an_open_hour_with_many_segments_has_them_merged_into_runs_and_runs_into_one(tmp_path):
+    reader = HistoryReader(tmp_path)
+    for i in range(8 * 48):
         write_segment(tmp_path, rows(("A", BASE + i * 1_000, float(i), 0)), f"{1_000 + i}-0")
+        if i % 48 == 46:
+            assert compact(tmp_path, now_ms=BASE + HOUR) == 0  # 47 segments: not yet
+        if i % 48 == 47:
+            assert compact(tmp_path, now_ms=BASE + HOUR) == 1
+            assert files(tmp_path)[-1] == f"segments/20251202T00/run-{1_000 + i}-0.parquet"
+            assert len(files(tmp_path)) == (i // 48 + 1 if i < 8 * 48 - 1 else 8)
 
-    assert compact(tmp_path, now_ms=BASE + 60_000) == 1
-    [merged] = files(tmp_path)
-    assert merged.startswith("segments/20251202T00/seg-1047-0")  # "~1": the input of that name existed
-    assert HistoryReader(tmp_path).raw("A", BASE, BASE + HOUR).value.tolist() == [float(i) for i in range(48)]
+    assert compact(tmp_path, now_ms=BASE + HOUR) == 1  # eight runs: one
+    assert files(tmp_path) == [f"segments/20251202T00/run-{1_000 + 8 * 48 - 1}-0~1.parquet"]
+    assert reader.raw("A", BASE, BASE + HOUR).value.tolist() == [float(i) for i in range(8 * 48)]
+    assert saved_cursor(tmp_path) == f"{1_000 + 8 * 48 - 1}-0"
 
 
 def test_a_crash_between_writing_and_deleting_leaves_duplicates_that_reads_and_compaction_drop(tmp_path):
