@@ -341,7 +341,8 @@ class Historian:
         self.status.cursor = cursor
         self.status.last_flush_ms = self._clock_ms()
         if self._disk_failing:
-            log.info("historian: writing to %s again (%d samples written)", self._data_dir, len(ts_ms))
+            log.info("historian: writing to %s again (%d samples written; %d samples dropped since the start)",
+                     self._data_dir, len(ts_ms), self._buffer.dropped_samples)
         self._disk_ok()
         self._next_flush_s = time.monotonic() + self._settings.flush_interval_s
         return True

@@ -297,6 +297,32 @@ async def test_a_failing_disk_holds_the_samples_and_says_so(tmp_path, redis_serv
     assert historian.stop() == 0
 
 
+async def test_a_full_buffer_drops_the_oldest_and_counts_them(tmp_path, redis_server, redis_client,
+                                                              historian_processes):
+    plant = write_plant(tmp_path, "{flush_interval_s: 0.2, compaction_interval_s: 3600, max_buffer_samples: 10000}")
+    historian = historian_processes(plant, redis_server.url).start()
+    await wait_until(lambda: "first start" in historian.log(), what="the start", process=historian)
+    root = root_of(tmp_path / "data")
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "segments").write_text("not a directory")  # every write fails from now on
+    samples = flow(int(time.time() * 1000) - 60_000, 15_000)
+    await write_samples(redis_client, samples, per_batch=1000)  # 15 entries of 1,000
+
+    async def dropped():
+        beat = await read_heartbeat(redis_client)
+        return beat if beat.get("dropped_samples") == "5000" and beat.get("buffered_samples") == "10000" else None
+
+    beat = await wait_until(dropped, what="5,000 dropped in the heartbeat", process=historian)
+    assert beat["state"] == "disk_failing" and historian.process.poll() is None
+    assert "the oldest samples are dropped" in historian.log()
+    (root / "segments").unlink()
+    await wait_until(lambda: len(times_on_disk(tmp_path / "data", "u.flow")) >= 10_000, timeout_s=40,
+                     what="the newest 10,000 written", process=historian)
+    assert_each_once(tmp_path / "data", "u.flow", [tv.source_time_ms for tv in samples[5000:]])
+    assert "5000 samples dropped since the start" in historian.log()
+    assert historian.stop() == 0
+
+
 async def test_compaction_and_retention_run_beside_the_feed(tmp_path, redis_server, redis_client,
                                                             historian_processes):
     plant = write_plant(tmp_path, "{flush_interval_s: 0.2, compaction_interval_s: 1, compaction_grace_s: 0,"
