@@ -4,6 +4,7 @@ failing disk; a bad plant file is refused."""
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import os
 import signal
@@ -17,11 +18,13 @@ import pytest
 
 from domain.quality import BAD_NO_COMMUNICATION, BAD_SENSOR_FAILURE, GOOD, UNCERTAIN
 from domain.tag_value import TagValue
+from historian.backfill import backfill
 from historian.heartbeat import read_heartbeat
 from historian.parquet_files import read_all
 from historian.paths import list_files, root_of
 from historian.reader import HistoryReader
 from tag_store import keys
+from tag_store.codec import encode_tag_value, tag_value_to_dict
 from tag_store.writer import TagStoreWriter
 
 REPO = Path(__file__).resolve().parents[2]
@@ -350,6 +353,28 @@ async def test_compaction_and_retention_run_beside_the_feed(tmp_path, redis_serv
     await wait_until(lambda: len(times_on_disk(data_dir, "u.flow")) == 60, what="new samples", process=historian)
     assert historian.stop() == 0
     assert "partitions older than 2 days removed" in historian.log()
+
+
+async def test_backfill_takes_what_only_the_tag_stream_holds_between_cursor_and_feed(redis_client):
+    """Entry ids set by hand: the boundaries at the cursor's and the first held feed entry's millisecond."""
+    def sample(i: int) -> TagValue:
+        return TagValue("u.flow", float(i), GOOD, 5000 + i, 6000 + i)
+
+    on_disk, trimmed, in_feed_early, trimmed_same_ms, in_feed, later = (sample(i) for i in range(6))
+    for entry_id, tv in [("990-0", on_disk), ("995-0", trimmed), ("999-0", in_feed_early),
+                         ("1000-0", trimmed_same_ms), ("1000-1", in_feed), ("1001-0", later)]:
+        await redis_client.xadd(keys.history("u.flow"), {"d": encode_tag_value(tv)}, id=entry_id)
+    # The first held feed entry has samples whose history ids are in its millisecond or just before.
+    await redis_client.xadd(keys.SAMPLES, {"s": json.dumps([["u.flow", tag_value_to_dict(in_feed_early)],
+                                                            ["u.flow", tag_value_to_dict(in_feed)]])}, id="1000-2")
+    await redis_client.xadd(keys.SAMPLES, {"s": json.dumps([["u.flow", tag_value_to_dict(later)]])}, id="1001-0")
+    chunks = [chunk async for chunk in backfill(redis_client, ["u.flow", "u.none"], "990-3", "1000-2")]
+    assert [v for chunk in chunks for v in chunk.values] == [trimmed.value, trimmed_same_ms.value]
+    assert chunks[-1].entry_id == "1000-1"  # just before the first held feed entry
+    assert all(chunk.feed_entries == 0 for chunk in chunks)
+    first_start = [chunk async for chunk in backfill(redis_client, ["u.flow"], None, "1000-2")]
+    assert [v for chunk in first_start for v in chunk.values] == [on_disk.value, trimmed.value,
+                                                                  trimmed_same_ms.value]
 
 
 def test_bad_historian_settings_stop_it_with_the_key_path(tmp_path):
