@@ -276,6 +276,10 @@ class Historian:
             self._add(chunk)
             if self._buffer.samples >= self._flush_at_samples:
                 await self._flush()
+            if self._stopping.is_set():
+                log.info("historian: stopping in the middle of a backfill; the next start goes on after %s",
+                         self._read_cursor)
+                return  # what was read is written at the stop; its cursor is the last window's end
         self._added_at_read = self._unread = None
         self._caught_up = True
         self._describe_catch_up(after, first_held, samples, len(tags), lost)
