@@ -4,8 +4,8 @@ Every call lists the partitions its range overlaps (a few directory scans: days/
 segment hours in range), so files written or renamed by the historian in another process are seen at
 once. A file's footer index (parquet_files.FileIndex) is parsed once and cached by path, inode,
 mtime and size; files are never rewritten in place, so a cached index is valid while the file is.
-A file that vanishes between listing and reading (a compaction renamed its rows into a bigger file)
-makes the call list again and retry once. A file whose footer cannot be read is logged once and skipped.
+A file that vanishes between listing and reading (a compaction moved its rows into a bigger file)
+makes the call list again and retry (RETRY_PAUSES_S: up to four times within 0.3 s). A file whose footer cannot be read is logged once and skipped.
 
 raw(): samples in [start, end] from every file that has the tag (segments, hours, days), in time
 order, exact duplicates (a crash between a compaction's write and its deletes) dropped.
@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -37,6 +38,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _LEVEL_ORDER = {"day": 0, "hour": 1, "segment": 2}
 _CACHE_LIMIT = 4_096
+# A compaction deletes its inputs one by one after writing its output: a listing taken meanwhile can
+# still hold some of them, so a vanished file makes the reader list again, after these pauses.
+RETRY_PAUSES_S = (0.0, 0.01, 0.05, 0.2)
 # Decoded rollups of one tag in one compacted file (a day: 1,440 rows, 100 kB), least recently used
 # dropped beyond this: a month of eight pens is 24 MB, and a repeated trend query reads no file.
 ROLLUP_CACHE_BYTES = 64 * 2 ** 20
@@ -122,10 +126,12 @@ class HistoryReader:
     # --- files ----------------------------------------------------------------------------------
 
     def _retrying(self, call: Callable[[], T]) -> T:
-        try:
-            return call()
-        except FileNotFoundError:  # renamed or deleted by a compaction between listing and reading
-            return call()
+        for pause_s in RETRY_PAUSES_S:
+            try:
+                return call()
+            except FileNotFoundError:  # a compaction removed its inputs between listing and reading
+                time.sleep(pause_s)
+        return call()
 
     def _tag_files(self, tag: str, start_ms: int | None, end_ms: int | None) -> list[tuple[DataFile, FileIndex, int]]:
         """(file, its index, the tag's position in it) for every file in range that has the tag."""
