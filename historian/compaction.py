@@ -11,7 +11,8 @@ compact(data_dir, now_ms, grace_ms) does, in order:
 3. A closed day with hour files (or more than one day file) is merged into one day file, streamed
    tag chunk by tag chunk (DAY_CHUNK_ROWS rows at a time), so memory stays bounded for any plant size.
    A day query of one tag then reads one file and one or two row groups.
-4. Temp files and orphaned rollup files older than STALE_AFTER_S (left by a crash) are deleted.
+4. Temp files and orphaned rollup files older than STALE_AFTER_S (left by a crash) are deleted; a
+   file whose footer cannot be read is moved to <root>/quarantine/ with an error logged.
 
 Crash safety: the output is written to a temp file and renamed into place (rollups first, then the
 data file) before any input is deleted, so every sample is always in at least one complete file. A
@@ -29,8 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from historian.parquet_files import (
-    ROLLUP_COLUMNS, SAMPLE_COLUMNS, TagFileWriter, TagRows, grouped_samples, read_all, read_index, read_tags,
-    write_tag_rows,
+    ROLLUP_COLUMNS, SAMPLE_COLUMNS, FileIndex, TagFileWriter, TagRows, grouped_samples, read_all, read_index,
+    read_tags, write_tag_rows,
 )
 from historian.paths import (
     DAY_MS, HOUR_MS, DataFile, day_name, format_entry_id, fsync_dir, hour_name, list_files, root_of, unique_stem,
@@ -115,28 +116,51 @@ def _entry(files: list[DataFile]) -> str:
     return format_entry_id(max(f.entry for f in files))
 
 
+def _readable(files: list[DataFile]) -> list[tuple[DataFile, FileIndex]]:
+    """files with their indexes; one whose footer cannot be read is moved to <root>/quarantine/ with an
+    error logged, so one damaged file does not stop every later compaction."""
+    readable = []
+    for f in files:
+        try:
+            readable.append((f, read_index(f.path)))
+        except FileNotFoundError:
+            raise
+        except Exception:  # noqa: BLE001 - whatever pyarrow says about a damaged file
+            quarantine = f.path.parents[2 if f.level == "segment" else 1] / "quarantine"
+            quarantine.mkdir(exist_ok=True)
+            os.replace(f.path, quarantine / f"{f.path.parent.name}.{f.path.name}")
+            log.exception("historian: %s cannot be read; moved to %s, its samples are not in the history",
+                          f.path, quarantine)
+    return readable
+
+
 def _merged_rows(files: list[DataFile]) -> TagRows:
     """Every row of files as one TagRows, grouped by tag, time order, exact duplicates dropped."""
     names: dict[str, int] = {}
     parts = []
-    for f in sorted(files, key=lambda f: (f.level != "hour", f.entry)):
-        rows = read_all(f.path)
+    for f, index in sorted(_readable(files), key=lambda item: (item[0].level != "hour", item[0].entry)):
+        rows = read_all(f.path, index)
         mapping = np.array([names.setdefault(n, len(names)) for n in rows.names], dtype=np.int32)
         parts.append((mapping[rows.codes] if len(mapping) else rows.codes, rows.columns))
     return _grouped(list(names), parts)
 
 
 def _grouped(names: list[str], parts: list[tuple[np.ndarray, dict[str, np.ndarray]]]) -> TagRows:
+    if not parts:
+        return TagRows(names, np.empty(0, np.int32), {c: np.empty(0, t.to_pandas_dtype())
+                                                       for c, t in SAMPLE_COLUMNS.items()})
     codes = np.concatenate([p[0] for p in parts]).astype(np.int32)
     order = np.argsort(codes, kind="stable")  # inputs in time order: usually sorted after this alone
     columns = {c: np.concatenate([p[1][c] for p in parts])[order] for c in SAMPLE_COLUMNS}
     return grouped_samples(codes[order], names, columns["ts_ms"], columns["value"], columns["quality"])
 
 
-def _merge_day(directory: Path, day_ms: int, files: list[DataFile]) -> Path:
+def _merge_day(directory: Path, day_ms: int, files: list[DataFile]) -> Path | None:
     """One day file (and rollups) from the day's files, tag chunk by tag chunk."""
-    files = sorted(files, key=lambda f: (f.start_ms, f.entry))
-    indexes = [read_index(f.path) for f in files]
+    readable = sorted(_readable(files), key=lambda item: (item[0].start_ms, item[0].entry))
+    if not readable:
+        return None
+    files, indexes = [f for f, _i in readable], [i for _f, i in readable]
     names: dict[str, int] = {}
     rows_of: list[int] = []
     for index in indexes:

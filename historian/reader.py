@@ -5,7 +5,8 @@ segment hours in range), so files written or renamed by the historian in another
 once. A file's footer index (parquet_files.FileIndex) is parsed once and cached by path, inode,
 mtime and size; files are never rewritten in place, so a cached index is valid while the file is.
 A file that vanishes between listing and reading (a compaction moved its rows into a bigger file)
-makes the call list again and retry (RETRY_PAUSES_S: up to four times within 0.3 s). A file whose footer cannot be read is logged once and skipped.
+makes the call list again and retry (RETRY_PAUSES_S: up to four times within 0.3 s). A file whose
+footer cannot be read is logged once and skipped.
 
 raw(): samples in [start, end] from every file that has the tag (segments, hours, days), in time
 order, exact duplicates (a crash between a compaction's write and its deletes) dropped.
@@ -29,7 +30,9 @@ from typing import TypeVar
 
 import numpy as np
 
-from historian.parquet_files import ROLLUP_COLUMNS, SAMPLE_COLUMNS, FileIndex, TagRows, canonical_bits, read_index, read_tags
+from historian.parquet_files import (
+    ROLLUP_COLUMNS, SAMPLE_COLUMNS, FileIndex, TagRows, canonical_bits, read_index, read_tags,
+)
 from historian.paths import HOUR_MS, MINUTE_MS, DataFile, list_files, root_of
 from historian.rollups import rollup_rows
 

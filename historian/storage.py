@@ -8,6 +8,7 @@ rows go straight to compacted hour files with their rollups. compact() (compacti
 """
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
@@ -21,13 +22,27 @@ from historian.paths import (
     unique_stem,
 )
 from historian.retention import prune
-from historian.rollups import rollup_rows
 from historian.sample_rows import SampleRows
+
+log = logging.getLogger(__name__)
+# Source times a partition name can say (1970 .. 9999): a sample outside is refused, loudly.
+EARLIEST_TS_MS = 0
+LATEST_TS_MS = 253_402_300_799_999
 
 __all__ = ["SampleRows", "compact", "disk_bytes", "prune", "saved_cursor", "write_compacted", "write_segment"]
 
 
 def _by_hour(rows: TagRows) -> list[tuple[int, TagRows]]:
+    """Rows split by source-time hour; samples with impossible times are dropped with an error logged
+    (one such sample must not stop the historian from writing every other one)."""
+    ts = rows.columns["ts_ms"]
+    outside = (ts < EARLIEST_TS_MS) | (ts > LATEST_TS_MS)
+    if outside.any():
+        log.error("historian: %d samples with source times outside 1970..9999 not stored (first: %s at %d)",
+                  int(outside.sum()), rows.names[int(rows.codes[outside][0])], int(ts[outside][0]))
+        rows = rows.take(~outside)
+        if len(rows) == 0:
+            return []
     hours = rows.columns["ts_ms"] // HOUR_MS
     distinct = np.unique(hours)
     if len(distinct) == 1:
@@ -37,7 +52,11 @@ def _by_hour(rows: TagRows) -> list[tuple[int, TagRows]]:
 
 def write_segment(data_dir: Path, rows: SampleRows, last_entry_id: str) -> list[Path]:
     """Rows as one new segment per source-time hour they touch, each named after last_entry_id (the
-    newest sl:samples entry included); atomic and durable when it returns. No rows, no file."""
+    newest sl:samples entry included); atomic and durable when it returns. No rows, no file.
+
+    Each file is atomic, a call touching several hours is not: a crash between its files leaves the
+    cursor moved with some hours missing. A caller that must not lose those writes the older hours
+    first under the previous cursor (historian/service.py does)."""
     entry = format_entry_id(parse_entry_id(last_entry_id))
     if len(rows) == 0:
         return []

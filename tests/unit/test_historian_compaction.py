@@ -155,3 +155,16 @@ def test_stored_rollups_and_rollups_made_from_segments_agree(tmp_path):
         inside = good & (minute == m)
         assert stored.max[m] == values[inside].max()
         assert stored.max_ts_ms[m] == ts[inside][np.argmax(values[inside])]
+
+
+def test_a_damaged_file_is_moved_aside_and_compaction_goes_on(tmp_path, caplog):
+    write_segment(tmp_path, rows(("A", BASE + 1_000, 1.0, 0)), "10-0")
+    damaged = tmp_path / "historian" / "segments" / "20251202T00" / "seg-11-0.parquet"
+    damaged.write_bytes(b"PAR1 and nothing else")
+
+    assert compact(tmp_path, now_ms=BASE + 2 * HOUR) == 1
+
+    assert files(tmp_path, "*[0-9].parquet") == ["hours/20251202T00.11-0.parquet",
+                                                 "quarantine/20251202T00.seg-11-0.parquet"]
+    assert "seg-11-0.parquet cannot be read" in caplog.text
+    assert HistoryReader(tmp_path).raw("A", BASE, BASE + HOUR).value.tolist() == [1.0]

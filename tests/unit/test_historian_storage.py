@@ -124,3 +124,22 @@ def test_retention_removes_only_partitions_that_ended_before_it(tmp_path):
     assert reader.raw("T1", BASE - DAY, now).value.tolist() == [3.0]
     assert prune(tmp_path, now_ms=now, retention_days=30) == 0
     assert not list(tmp_path.rglob("*.rollup.parquet"))[1:]  # only the kept day's rollups
+
+
+def test_a_sample_with_an_impossible_source_time_is_refused_loudly_and_the_rest_written(tmp_path, caplog):
+    paths = write_segment(tmp_path, rows(("T1", BASE, 1.0, 0), ("T9", 10 ** 16, 2.0, 0), ("T9", -5, 3.0, 0)), "3-0")
+
+    assert len(paths) == 1
+    assert "2 samples with source times outside 1970..9999" in caplog.text and "T9" in caplog.text
+    assert HistoryReader(tmp_path).raw("T1", BASE, BASE).value.tolist() == [1.0]
+
+
+def test_a_file_that_cannot_be_read_is_logged_once_and_skipped(tmp_path, caplog):
+    write_segment(tmp_path, rows(("T1", BASE, 1.0, 0)), "1-0")
+    broken = tmp_path / "historian" / "segments" / "20251202T00" / "seg-2-0.parquet"
+    broken.write_bytes(b"not parquet at all")
+    reader = HistoryReader(tmp_path)
+
+    assert reader.raw("T1", BASE, BASE + HOUR).value.tolist() == [1.0]
+    assert reader.raw("T1", BASE, BASE + HOUR).value.tolist() == [1.0]
+    assert caplog.text.count("seg-2-0.parquet") == 1
