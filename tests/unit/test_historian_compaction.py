@@ -168,3 +168,39 @@ def test_a_damaged_file_is_moved_aside_and_compaction_goes_on(tmp_path, caplog):
                                                  "quarantine/20251202T00.seg-11-0.parquet"]
     assert "seg-11-0.parquet cannot be read" in caplog.text
     assert HistoryReader(tmp_path).raw("A", BASE, BASE + HOUR).value.tolist() == [1.0]
+
+
+def test_a_day_is_merged_in_tag_chunks_with_every_tag_whole(tmp_path, monkeypatch):
+    import historian.compaction as compaction
+    monkeypatch.setattr(compaction, "DAY_CHUNK_ROWS", 5)  # many chunks for a few rows
+    tags = [f"T{i:02d}" for i in range(12)]
+    for hour in range(4):  # each hour has a different subset of the tags, in its own order
+        present = tags[hour::2] if hour % 2 else list(reversed(tags[::3]))
+        write_compacted(tmp_path, rows(*[(t, BASE + hour * HOUR + k * 1_000, hour * 100.0 + k, 0)
+                                         for t in present for k in range(3)]))
+
+    assert compact(tmp_path, now_ms=BASE + 2 * DAY) == 1
+    assert len(files(tmp_path, "days/*[0-9].parquet")) == 1 and not files(tmp_path, "hours/*")
+    reader = HistoryReader(tmp_path)
+    for t in tags:
+        expected = [hour * 100.0 + k for hour in range(4)
+                    for k in range(3) if t in (tags[hour::2] if hour % 2 else tags[::3])]
+        assert reader.raw(t, BASE, BASE + DAY).value.tolist() == expected, t
+        assert reader.rollup(t, BASE, BASE + DAY).count.sum() == len(expected), t
+
+
+def test_a_bulk_load_that_completes_a_closed_day_leaves_one_day_file(tmp_path):
+    today = (BASE + 400 * DAY) // DAY * DAY  # far ahead of the wall clock: never closed
+    day = every_hour_of(BASE) + every_hour_of(today)
+    write_compacted(tmp_path, rows(*day[:23]))  # 23 hours of the past day: not complete
+    assert files(tmp_path, "days/*") == []
+
+    write_compacted(tmp_path, rows(*day[23:]))
+
+    assert files(tmp_path, "days/*[0-9].parquet") == ["days/20251202.0-0.parquet"]
+    assert len(files(tmp_path, "hours/*[0-9].parquet")) == 24  # the open day stays in hours
+    assert HistoryReader(tmp_path).raw("A", BASE, BASE + DAY).value.tolist() == [float(h) for h in range(24)]
+
+
+def every_hour_of(day_ms: int) -> list[tuple[str, int, float, int]]:
+    return [("A", day_ms + h * HOUR + 5, float(h), 0) for h in range(24)]
