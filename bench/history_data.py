@@ -139,14 +139,14 @@ def ensure_dataset(cache_dir: Path, tags: int, hours: int, days: int, pen_indice
     earlier data set is taken as it is, otherwise it is made again."""
     from historian import storage  # noqa: PLC0415
 
-    key = "-".join([f"t{tags}", f"h{hours}", f"d{days}", "p" + ".".join(map(str, pen_indices)), f"s{seed}",
-                    _storage_version()])
-    root = cache_dir / key
+    parameters = "-".join([f"t{tags}", f"h{hours}", f"d{days}", "p" + ".".join(map(str, pen_indices)), f"s{seed}"])
+    root = cache_dir / f"{parameters}-{_storage_version()}"
     meta_file = root / "dataset.json"
     if reuse and meta_file.exists():
         meta = json.loads(meta_file.read_text())
         return Dataset(root / "data", meta["end_ms"], seed, meta["description"] + " (reused)")
-    shutil.rmtree(root, ignore_errors=True)
+    for stale in cache_dir.glob(f"{parameters}-*"):  # this one, or one written by other storage code
+        shutil.rmtree(stale, ignore_errors=True)
     data_dir = root / "data"
     data_dir.mkdir(parents=True)
     names = np.array([tag_name(i) for i in range(tags)], dtype=object)

@@ -60,18 +60,21 @@ JSON_OPTIONS = {"ensure_ascii": False, "allow_nan": False, "indent": None, "sepa
 
 @dataclass
 class Runs:
-    """Per run: seconds to read (query_history / HistoryReader.raw), to render JSON, both."""
+    """Per run: seconds to read (query_history / HistoryReader.raw), to render JSON, both; and the
+    process's CPU seconds for both (every thread: less disturbed than wall time by a busy machine)."""
 
     read_s: list[float] = field(default_factory=list)
     encode_s: list[float] = field(default_factory=list)
     total_s: list[float] = field(default_factory=list)
+    cpu_s: list[float] = field(default_factory=list)
     payload_bytes: int = 0
     points: int = 0
 
-    def add(self, read_s: float, encode_s: float) -> None:
+    def add(self, read_s: float, encode_s: float, cpu_s: float) -> None:
         self.read_s.append(read_s)
         self.encode_s.append(encode_s)
         self.total_s.append(read_s + encode_s)
+        self.cpu_s.append(cpu_s)
 
 
 @dataclass
@@ -133,15 +136,17 @@ async def measure_case(name: str, data_dir: Path, runtime, make_reader, pens, st
     result = CaseResult(name, Runs(), Runs(), Runs(), Runs())
     for _ in range(runs):
         drop_from_page_cache(data_dir)
+        cpu = time.process_time()
         read_s, encode_s, payload, answers = await query_pens(runtime, make_reader(), pens, start_ms, end_ms,
                                                               max_points)
-        result.cold.add(read_s, encode_s)
+        result.cold.add(read_s, encode_s, time.process_time() - cpu)
     warm_reader = make_reader()
     await query_pens(runtime, warm_reader, pens, start_ms, end_ms, max_points)  # warms it up
     for _ in range(runs):
+        cpu = time.process_time()
         read_s, encode_s, payload, answers = await query_pens(runtime, warm_reader, pens, start_ms, end_ms,
                                                               max_points)
-        result.warm.add(read_s, encode_s)
+        result.warm.add(read_s, encode_s, time.process_time() - cpu)
     for ours in (result.cold, result.warm):
         ours.payload_bytes, ours.points = payload, sum(len(answer.ts_ms) for answer in answers)
     result.raw_count = sum(answer.raw_count for answer in answers)
@@ -149,13 +154,15 @@ async def measure_case(name: str, data_dir: Path, runtime, make_reader, pens, st
     result.stages = await time_stages(runtime, warm_reader, pens, start_ms, end_ms, max_points)
     for _ in range(baseline_runs):
         drop_from_page_cache(data_dir)
+        cpu = time.process_time()
         read_s, encode_s, result.base_cold.payload_bytes, result.base_cold.points = raw_baseline(
             make_reader(), pens, start_ms, end_ms)
-        result.base_cold.add(read_s, encode_s)
+        result.base_cold.add(read_s, encode_s, time.process_time() - cpu)
     for _ in range(baseline_runs):  # the reader (and the page cache) warm from the runs before
+        cpu = time.process_time()
         read_s, encode_s, result.base_warm.payload_bytes, result.base_warm.points = raw_baseline(
             warm_reader, pens, start_ms, end_ms)
-        result.base_warm.add(read_s, encode_s)
+        result.base_warm.add(read_s, encode_s, time.process_time() - cpu)
     return result
 
 
@@ -234,13 +241,15 @@ def report_case(result: CaseResult, pens: int, runs: int, baseline_runs: int) ->
     print()
     print(f"  {pens} pens x {result.name}: {result.raw_count:,} points before downsampling "
           f"(resolution {result.resolution}); {runs} runs each, baseline {baseline_runs}")
-    print(f"  {'':36} {'p50 ms':>9} {'p99 ms':>9} {'read p50':>9} {'JSON p50':>9} {'bytes sent':>13} {'points':>11}")
+    print(f"  {'':36} {'p50 ms':>9} {'p99 ms':>9} {'read p50':>9} {'JSON p50':>9} {'CPU p50':>9} {'bytes sent':>13} "
+          f"{'points':>11}")
     rows = [("(a) query_history + JSON, cold", result.cold), ("(a) query_history + JSON, warm", result.warm),
             ("(b) every raw point as JSON, cold", result.base_cold),
             ("(b) every raw point as JSON, warm", result.base_warm)]
     for label, runs_of in rows:
         print(f"  {label:36} {ms(runs_of.total_s, 0.5):>9} {ms(runs_of.total_s, 0.99):>9} "
-              f"{ms(runs_of.read_s, 0.5):>9} {ms(runs_of.encode_s, 0.5):>9} {runs_of.payload_bytes:>13,} "
+              f"{ms(runs_of.read_s, 0.5):>9} {ms(runs_of.encode_s, 0.5):>9} {ms(runs_of.cpu_s, 0.5):>9} "
+              f"{runs_of.payload_bytes:>13,} "
               f"{runs_of.points:>11,}")
     for temperature, ours, base in (("cold", result.cold, result.base_cold), ("warm", result.warm, result.base_warm)):
         print(f"  (b)/(a) {temperature}: time x{percentile(base.total_s, 0.5) / percentile(ours.total_s, 0.5):,.1f}, "
