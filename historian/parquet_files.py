@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,8 +41,10 @@ ROLLUP_COLUMNS = {"minute_ms": pa.int64(), "min": pa.float64(), "max": pa.float6
                   "max_ts_ms": pa.int64(), "first": pa.float64(), "last": pa.float64(), "count": pa.int32(),
                   "bad_count": pa.int32()}
 # Row groups (rows): (a tag alone from, small tags packed up to, at most); rollups are 9 columns wide.
-SAMPLE_GROUPS = (2_048, 8_192, 65_536)
-ROLLUP_GROUPS = (256, 512, 65_536)
+# Few row groups keep footers small (a reader caches a few, and parses the others on open): a day of
+# a 1 s tag is one group of 86,400 rows, a day of rollups packs three tags a group.
+SAMPLE_GROUPS = (2_048, 8_192, 131_072)
+ROLLUP_GROUPS = (2_048, 4_096, 131_072)
 ZSTD_LEVEL = 1
 
 
@@ -140,7 +143,8 @@ class TagFileWriter:
         encodings = {k: "DELTA_BINARY_PACKED" for k, t in self.types.items() if t == pa.int64()}
         encodings.update({k: "BYTE_STREAM_SPLIT" for k, t in self.types.items() if t == pa.float64()})
         options = dict(compression="zstd", compression_level=ZSTD_LEVEL, column_encoding=encodings,
-                       use_dictionary=["tag", "quality"] if "quality" in self.types else ["tag"], store_schema=False)
+                       use_dictionary=["tag", "quality"] if "quality" in self.types else ["tag"], store_schema=False,
+                       write_statistics=["tag", self.key])
         try:
             self._writer = pq.ParquetWriter(self.temp, self.schema, **options)
         except FileNotFoundError:  # a compaction removed the (empty) directory just now
@@ -200,7 +204,7 @@ def write_tag_rows(path: Path, rows: TagRows, types: dict[str, pa.DataType], key
 class FileIndex:
     """What a file's footer says: where each tag's rows are and each row group's key range."""
 
-    metadata: pq.FileMetaData
+    metadata: pq.FileMetaData | None  # the parsed footer (large: a reader keeps it apart, or not at all)
     key: str
     positions: dict[str, int]
     names: list[str]
@@ -222,7 +226,8 @@ def read_index(path: Path) -> FileIndex:
     metadata = pq.read_metadata(path)
     index = json.loads(metadata.metadata[INDEX_KEY])
     groups = np.asarray(index["groups"], dtype=np.int64).reshape(-1, 3)
-    return FileIndex(metadata, index["key"], {t: i for i, t in enumerate(index["tags"])}, index["tags"],
+    names = [sys.intern(t) for t in index["tags"]]  # one string per tag name, however many files name it
+    return FileIndex(metadata, index["key"], {t: i for i, t in enumerate(names)}, names,
                      np.asarray(index["start"], np.int64), np.asarray(index["count"], np.int64),
                      np.asarray(index["min"], np.int64), np.asarray(index["max"], np.int64),
                      np.concatenate(([0], np.cumsum(groups[:, 0]))), groups[:, 1], groups[:, 2],
@@ -232,13 +237,15 @@ def read_index(path: Path) -> FileIndex:
 _DTYPES = {name: np.dtype(t.to_pandas_dtype()) for name, t in {**SAMPLE_COLUMNS, **ROLLUP_COLUMNS}.items()}
 
 
-def _read_groups(path: Path, index: FileIndex, groups: list[int], columns: list[str]) -> pa.Table:
-    """Row groups of a file, opened with its cached footer (the low-level reader: a third of the cost)."""
+def _read_groups(path: Path, index: FileIndex, groups: list[int], columns: list[str],
+                 footer: pq.FileMetaData | None) -> pa.Table:
+    """Row groups of a file, opened with its parsed footer if given (the low-level reader: a third of
+    the cost of pq.ParquetFile)."""
     if _LowLevelReader is None:
-        return pq.ParquetFile(path, metadata=index.metadata, pre_buffer=False).read_row_groups(
+        return pq.ParquetFile(path, metadata=footer, pre_buffer=False).read_row_groups(
             groups, columns=columns, use_threads=False)
     reader = _LowLevelReader()
-    reader.open(str(path), metadata=index.metadata, pre_buffer=False)
+    reader.open(str(path), metadata=footer, pre_buffer=False)
     try:
         return reader.read_row_groups(groups, column_indices=[index.column_index[c] for c in columns],
                                       use_threads=False)
@@ -247,9 +254,11 @@ def _read_groups(path: Path, index: FileIndex, groups: list[int], columns: list[
 
 
 def read_tags(path: Path, index: FileIndex, tags: list[int], columns: list[str],
-              key_lo: int | None = None, key_hi: int | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+              key_lo: int | None = None, key_hi: int | None = None,
+              footer: pq.FileMetaData | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The rows of the tags at positions `tags` (each tag in key order, tags in the order given) whose key
-    is in [key_lo, key_hi]: (position of each row's tag, columns). Reads only the row groups needed."""
+    is in [key_lo, key_hi]: (position of each row's tag, columns). Reads only the row groups needed;
+    footer: the file's parsed footer (default index.metadata; None: parsed on open)."""
     lo = -(2 ** 62) if key_lo is None else key_lo
     hi = 2 ** 62 if key_hi is None else key_hi
     gs = index.group_start
@@ -266,7 +275,7 @@ def read_tags(path: Path, index: FileIndex, tags: list[int], columns: list[str],
         return np.empty(0, np.int32), {c: np.empty(0, _DTYPES[c]) for c in columns}
     groups = sorted(wanted)
     wanted_columns = list(dict.fromkeys([index.key, *columns]))
-    table = _read_groups(path, index, groups, wanted_columns)
+    table = _read_groups(path, index, groups, wanted_columns, footer if footer is not None else index.metadata)
     offsets, at = {}, 0
     for g in groups:
         offsets[g] = at

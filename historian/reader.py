@@ -2,8 +2,9 @@
 
 Every call lists the partitions its range overlaps (a few directory scans: days/, hours/, and the
 segment hours in range), so files written or renamed by the historian in another process are seen at
-once. A file's footer index (parquet_files.FileIndex) is parsed once and cached by path, inode,
+once. A file's tag index (parquet_files.FileIndex, small) is parsed once and cached by path, inode,
 mtime and size; files are never rewritten in place, so a cached index is valid while the file is.
+The parsed Parquet footers, much bigger, are kept in an LRU bounded by FOOTER_CACHE_BYTES.
 A file that vanishes between listing and reading (a compaction moved its rows into a bigger file)
 makes the call list again and retry (RETRY_PAUSES_S: up to four times within 0.3 s). A file whose
 footer cannot be read is logged once and skipped.
@@ -29,11 +30,12 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
+import pyarrow.parquet as pq
 
 from historian.parquet_files import (
     ROLLUP_COLUMNS, SAMPLE_COLUMNS, FileIndex, TagRows, canonical_bits, read_index, read_tags,
@@ -46,6 +48,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _LEVEL_ORDER = {"day": 0, "hour": 1, "segment": 2}
 _CACHE_LIMIT = 4_096
+# Parsed Parquet footers take about eight times their size in memory (7 MB for a day of 1000 tags
+# before row groups were made fewer): only the most recently used are kept, the rest parsed on open.
+FOOTER_CACHE_BYTES = 48 * 2 ** 20
+FOOTER_MEMORY_FACTOR = 8
 # A compaction deletes its inputs one by one after writing its output: a listing taken meanwhile can
 # still hold some of them, so a vanished file makes the reader list again, after these pauses.
 RETRY_PAUSES_S = (0.0, 0.01, 0.05, 0.2)
@@ -108,6 +114,8 @@ class HistoryReader:
         self._indexes: dict[Path, tuple[tuple[int, int, int], FileIndex]] = {}
         self._unreadable: set[Path] = set()
         self._lock = threading.Lock()
+        self._footers: OrderedDict[Path, tuple[tuple[int, int, int], pq.FileMetaData, int]] = OrderedDict()
+        self._footer_bytes = 0
         self._rollups: OrderedDict[tuple, dict[str, np.ndarray]] = OrderedDict()
         self._rollup_bytes = 0
 
@@ -170,19 +178,49 @@ class HistoryReader:
                 log.exception("historian: cannot read the footer of %s; skipping it", path)
                 self._unreadable.add(path)
             return None
+        footer, index = index.metadata, replace(index, metadata=None)
         with self._lock:
             if len(self._indexes) >= _CACHE_LIMIT:
                 for old in [p for p in self._indexes if not p.exists()]:
                     del self._indexes[old]
             self._indexes[path] = (key, index)
+            self._keep_footer(path, key, footer)
         return key, index
+
+    def _footer(self, path: Path) -> pq.FileMetaData | None:
+        """The file's parsed footer from the LRU, or parsed now (and kept); None if unknown."""
+        entry = self._indexes.get(path)
+        if entry is None:
+            return None
+        with self._lock:
+            cached = self._footers.get(path)
+            if cached is not None and cached[0] == entry[0]:
+                self._footers.move_to_end(path)
+                return cached[1]
+        footer = pq.read_metadata(path)
+        with self._lock:
+            self._keep_footer(path, entry[0], footer)
+        return footer
+
+    def _keep_footer(self, path: Path, key: tuple[int, int, int], footer: pq.FileMetaData) -> None:
+        """Under the lock: footer into the LRU; the least recently used beyond FOOTER_CACHE_BYTES out."""
+        old = self._footers.pop(path, None)
+        if old is not None:
+            self._footer_bytes -= old[2]
+        size = FOOTER_MEMORY_FACTOR * footer.serialized_size
+        self._footers[path] = (key, footer, size)
+        self._footer_bytes += size
+        while self._footer_bytes > FOOTER_CACHE_BYTES and len(self._footers) > 1:
+            _p, (_k, _f, evicted) = self._footers.popitem(last=False)
+            self._footer_bytes -= evicted
 
     # --- raw ------------------------------------------------------------------------------------
 
     def _raw(self, tag: str, start_ms: int, end_ms: int) -> RawSeries:
         pieces = []
         for f, index, position in self._tag_files(tag, start_ms, end_ms):
-            _owner, columns = read_tags(f.path, index, [position], list(SAMPLE_COLUMNS), start_ms, end_ms)
+            _owner, columns = read_tags(f.path, index, [position], list(SAMPLE_COLUMNS), start_ms, end_ms,
+                                        self._footer(f.path))
             if len(columns["ts_ms"]):
                 pieces.append(columns)
         if not pieces:
@@ -261,7 +299,7 @@ class HistoryReader:
             if columns is not None:
                 self._rollups.move_to_end(cache_key)
                 return columns
-        _o, columns = read_tags(path, entry[1], [position], list(ROLLUP_COLUMNS))
+        _o, columns = read_tags(path, entry[1], [position], list(ROLLUP_COLUMNS), footer=self._footer(path))
         size = sum(a.nbytes for a in columns.values())
         with self._lock:
             self._rollups[cache_key] = columns
@@ -291,20 +329,21 @@ class HistoryReader:
                 break
             if index.key_min[position] >= ts_ms:
                 continue
-            sample = _last_row_before(f.path, index, position, ts_ms)
+            sample = _last_row_before(f.path, index, position, ts_ms, self._footer(f.path))
             if sample is not None and (best is None or sample[0] > best[0]):
                 best = sample
         return best
 
 
-def _last_row_before(path: Path, index: FileIndex, position: int, ts_ms: int) -> tuple[int, float, int] | None:
+def _last_row_before(path: Path, index: FileIndex, position: int, ts_ms: int,
+                     footer: pq.FileMetaData | None) -> tuple[int, float, int] | None:
     """The tag's last row before ts_ms in one file: first from its last row group that starts before
     ts_ms alone, then (a group shared with other tags may hold none of its rows there) from all."""
     first = int(np.searchsorted(index.group_start, index.start[position], "right")) - 1
     last = int(np.searchsorted(index.group_start, index.start[position] + index.count[position] - 1, "right")) - 1
     starts_before = [g for g in range(first, last + 1) if index.group_key_min[g] < ts_ms]
     for lo in ([int(index.group_key_min[starts_before[-1]])] if starts_before else []) + [None]:
-        _o, columns = read_tags(path, index, [position], list(SAMPLE_COLUMNS), lo, ts_ms - 1)
+        _o, columns = read_tags(path, index, [position], list(SAMPLE_COLUMNS), lo, ts_ms - 1, footer)
         if len(columns["ts_ms"]):
             return int(columns["ts_ms"][-1]), float(columns["value"][-1]), int(columns["quality"][-1])
     return None
