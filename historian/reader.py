@@ -17,10 +17,11 @@ the same either way. Stored rollups are decoded once per (file, tag) and kept in
 (ROLLUP_CACHE_BYTES): compacted files never change, and decoding nine narrow columns costs more
 than the rows themselves (about 0.4 ms per file and tag), so a month of pens would cost 100 ms each time.
 
-Measured on the 2-core development machine (1000 tags at 1 s, days compacted, warm reader, CPU time):
-raw() of 8 tags over 24 h (690k samples) 18 ms; over 1 h 11 ms; rollup() of 8 tags over 30 days
-(346k minutes) 29 ms (430 ms the first time); count_estimate() 8 tags 0.5 ms; last_sample_before()
-8 tags 12 ms. The current hour (segments and runs): raw() of 8 tags 12 ms.
+Measured on the shared 2-core development machine (1000 tags at 1 s, days compacted, warm reader,
+CPU time): raw() of 8 tags over 24 h (690k samples) 18 ms, over 1 h 17 ms; rollup() of 8 tags over
+30 days (346k minutes) 31 ms (about 0.3 s the first time, plus ~5 ms per day file's footer);
+count_estimate() of 8 tags 0.5 ms; last_sample_before() of 8 tags 24 ms; raw() of 8 tags over the
+current hour (segments and runs) 12 ms.
 """
 from __future__ import annotations
 
