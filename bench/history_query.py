@@ -24,8 +24,9 @@ Then, for 8 pens over the last --hours hours and over the last --days days, in t
 Then (unless --skip-memory) Redis memory: the real TagStoreWriter writes every tag once per simulated
 second, as fast as it goes (the clock compressed), and INFO memory is sampled while the streams fill to
 their caps and beyond; with --historian, `python -m historian` follows sl:samples meanwhile. Redis holds
-only capped streams, so memory depends on the samples written, not on the time they span: the run
-goes on long enough for every cap to be reached and then as long again (see --memory-hours).
+only capped streams (capped in entries), so memory depends on the entries written, not on the time they
+span: the default 6 simulated hours reach every cap (the last, sl:changes, at 2.8 h) and go on as long
+again; a literal week (--memory-hours 168) is 605 million samples, hours of the writer at full speed.
 Everything but the cached history is removed at the end, also on Ctrl-C.
 """
 from __future__ import annotations
@@ -493,6 +494,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--long-baseline-runs", type=int, default=1,
                         help="cold and warm runs of the raw baseline over --days (tens of seconds each)")
     parser.add_argument("--max-points", type=int, default=2_000, help="max_points per pen (the trend's default)")
+    parser.add_argument("--skip-queries", action="store_true", help="only the Redis memory simulation")
     parser.add_argument("--skip-memory", action="store_true", help="no Redis memory simulation")
     parser.add_argument("--memory-hours", type=float, default=6.0,
                         help="simulated hours of every tag in the memory part: the last cap (sl:changes, 10,000 "
@@ -512,56 +514,62 @@ def _exit_on_sigterm(_signum, _frame) -> None:
     raise SystemExit(143)  # unwinds through every `finally`, as Ctrl-C does
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def measure_queries(args, names: list[str], cap: int, work_dir: Path, cleanup: contextlib.ExitStack) -> None:
     import redis.asyncio as aioredis  # noqa: PLC0415
 
-    from bench.history_data import PlantSignals, ensure_dataset, tag_name  # noqa: PLC0415
+    from bench.history_data import PlantSignals, ensure_dataset  # noqa: PLC0415
     from domain.config_model import PlantConfig  # noqa: PLC0415
     from historian.reader import HistoryReader  # noqa: PLC0415
     from launcher.embedded_servers import RedisServer  # noqa: PLC0415
 
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    names = [tag_name(i) for i in range(args.tags)]
     pen_indices = sorted({int(round(i)) for i in np.linspace(0, args.tags - 1, args.pens)})
     dataset = ensure_dataset(args.cache_dir, args.tags, args.hours, args.days, pen_indices, reuse=args.reuse)
-    cap = PlantConfig.model_fields["history_samples_per_tag"].default
     print(f"History query: {dataset.description}; {os.cpu_count()} cores", flush=True)
+    server = RedisServer(work_dir / "redis", persistent=False)
+    cleanup.callback(server.stop)
+    server.start()
+    started = time.perf_counter()
+    entries = asyncio.run(fill_recent(server.url, PlantSignals(args.tags, seed=dataset.seed), pen_indices,
+                                      names, dataset.end_ms, cap))
+    print(f"  recent tier: {entries:,} entries in sl:hist:<pen> for {len(pen_indices)} pens, "
+          f"overlapping the files ({time.perf_counter() - started:.1f} s)", flush=True)
+    config = PlantConfig.model_validate(plant_dict(names, dataset.data_dir, cap))
+    pens = [config.tag(names[i]) for i in pen_indices]
+    cases = [(f"{args.hours} h", dataset.end_ms - args.hours * HOUR_MS, args.baseline_runs),
+             (f"{args.days} days", dataset.end_ms - args.days * DAY_MS, args.long_baseline_runs)]
 
+    async def measure_all() -> list[CaseResult]:
+        client = aioredis.Redis.from_url(server.url)
+        runtime = SimpleNamespace(redis=client, config=config)
+        results = []
+        for name, start_ms, baseline_runs in cases:
+            results.append(await measure_case(name, dataset.data_dir, runtime, lambda: HistoryReader(dataset.data_dir),
+                                              pens, start_ms, dataset.end_ms, args.runs, baseline_runs,
+                                              args.max_points))
+            print(f"  ... {len(pens)} pens x {name} measured", flush=True)
+        await client.aclose()
+        return results
+
+    results = asyncio.run(measure_all())
+    server.stop()
+    for result, (_name, _start, baseline_runs) in zip(results, cases):
+        report_case(result, len(pens), args.runs, baseline_runs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from bench.history_data import tag_name  # noqa: PLC0415
+    from domain.config_model import PlantConfig  # noqa: PLC0415
+
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    cap = PlantConfig.model_fields["history_samples_per_tag"].default
     with contextlib.ExitStack() as cleanup:
         work_dir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="stacklight-bench-")))
-        server = RedisServer(work_dir / "redis", persistent=False)
-        cleanup.callback(server.stop)
-        server.start()
-        started = time.perf_counter()
-        entries = asyncio.run(fill_recent(server.url, PlantSignals(args.tags, seed=dataset.seed), pen_indices,
-                                          names, dataset.end_ms, cap))
-        print(f"  recent tier: {entries:,} entries in sl:hist:<pen> for {len(pen_indices)} pens, "
-              f"overlapping the files ({time.perf_counter() - started:.1f} s)", flush=True)
-        config = PlantConfig.model_validate(plant_dict(names, dataset.data_dir, cap))
-        pens = [config.tag(names[i]) for i in pen_indices]
-        cases = [(f"{args.hours} h", dataset.end_ms - args.hours * HOUR_MS, args.baseline_runs),
-                 (f"{args.days} days", dataset.end_ms - args.days * DAY_MS, args.long_baseline_runs)]
-
-        async def measure_all() -> list[CaseResult]:
-            client = aioredis.Redis.from_url(server.url)
-            runtime = SimpleNamespace(redis=client, config=config)
-            results = []
-            for name, start_ms, baseline_runs in cases:
-                results.append(await measure_case(name, dataset.data_dir, runtime,
-                                                  lambda: HistoryReader(dataset.data_dir), pens, start_ms,
-                                                  dataset.end_ms, args.runs, baseline_runs, args.max_points))
-                print(f"  ... {len(pens)} pens x {name} measured", flush=True)
-            await client.aclose()
-            return results
-
-        results = asyncio.run(measure_all())
-        for result, (_name, _start, baseline_runs) in zip(results, cases):
-            report_case(result, len(pens), args.runs, baseline_runs)
-        server.stop()
+        if not args.skip_queries:
+            measure_queries(args, [tag_name(i) for i in range(args.tags)], cap, work_dir, cleanup)
         if not args.skip_memory:
-            memory_names = names if args.memory_tags is None else [tag_name(i) for i in range(args.memory_tags)]
-            measure_memory(args, memory_names, cap, work_dir, cleanup)
+            measure_memory(args, [tag_name(i) for i in range(args.memory_tags or args.tags)], cap, work_dir,
+                           cleanup)
     return 0
 
 
