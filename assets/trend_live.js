@@ -43,7 +43,8 @@
     // At most ~1500 points across the window from the live push, whatever its rate.
     var stepMs = Math.max(200, windowMs / 1500), holdMs = Math.max(1000, windowMs / 1500);
     var keepFrom = axisX(now - windowMs, offset);
-    var update = {x: [], y: [], customdata: []}, idx = [], maxPoints = [];
+    // Normalised pens (meta.scale) also carry the real value (customdata): one call for each kind.
+    var groups = {plain: {x: [], y: [], idx: [], max: []}, scaled: {x: [], y: [], customdata: [], idx: [], max: []}};
     gd.data.forEach(function (trace, i) {
       var tm = trace.meta || {};
       var e = tm.tag ? values[tm.tag] : null;
@@ -64,25 +65,28 @@
       trace.slLastX = x;
       var xs = trace.x || [];
       var dropped = Math.max(0, firstAtLeast(xs, keepFrom) - MARGIN_POINTS);
-      idx.push(i);
-      update.x.push([axisX(x, offset)]);
-      update.y.push([scaled(v, tm.scale)]);
-      update.customdata.push([v]);
-      maxPoints.push(xs.length - dropped + 1);
+      var group = tm.scale ? groups.scaled : groups.plain;
+      group.idx.push(i);
+      group.x.push([axisX(x, offset)]);
+      group.y.push([scaled(v, tm.scale)]);
+      if (tm.scale) { group.customdata.push([v]); }
+      group.max.push(xs.length - dropped + 1);
     });
-    if (!idx.length) { return; }
-    var anyScaled = idx.some(function (i) { return gd.data[i].meta && gd.data[i].meta.scale; });
-    if (!anyScaled) { delete update.customdata; }
-    var limits = {x: maxPoints, y: maxPoints};
-    if (anyScaled) { limits.customdata = maxPoints; }
-    window.Plotly.extendTraces(gd, update, idx, limits);
+    [groups.plain, groups.scaled].forEach(function (group) {
+      if (!group.idx.length) { return; }
+      var update = {x: group.x, y: group.y}, limits = {x: group.max, y: group.max};
+      if (group.customdata) { update.customdata = group.customdata; limits.customdata = group.max; }
+      window.Plotly.extendTraces(gd, update, group.idx, limits);
+    });
   }
 
-  // The window of a live preset follows the clock, a step about every pixel.
-  var lastSlide = 0;
+  // The window of a live preset follows the clock, a step about every pixel; not after the operator
+  // zoomed or panned (the figure of that span is on its way), so the zoom is neither undone nor lost.
+  var lastSlide = 0, zoomedFigure = null;
   function slide() {
     var gd = graph(), m = meta(gd);
-    if (!m || !m.extend || document.hidden) { return; }
+    pngName(gd, m);
+    if (!m || !m.extend || document.hidden || m === zoomedFigure) { return; }
     var now = clockNow();
     if (now - lastSlide < Math.max(SLIDE_TICK_MS, m.window_ms / 1200)) { return; }
     lastSlide = now;
@@ -92,8 +96,18 @@
   }
   window.setInterval(slide, SLIDE_TICK_MS);
 
-  // While live, the CSV link asks for the window as it is at the click.
-  document.addEventListener('mousedown', function (ev) {
+  // The modebar's camera names its file like the PNG button (the figure says the name; the
+  // graph's config stays the same, so a new figure is not a new plot).
+  function pngName(gd, m) {
+    if (!gd || !m || !gd._context) { return; }
+    var options = gd._context.toImageButtonOptions || {};
+    if (options.filename !== m.png_name) {
+      gd._context.toImageButtonOptions = {format: 'png', filename: m.png_name, scale: 2};
+    }
+  }
+
+  // While live, the CSV link asks for the window as it is at the click (or key press).
+  function csvOnNow(ev) {
     var link = ev.target && ev.target.closest ? ev.target.closest('#trend-csv') : null;
     var gd = graph(), m = meta(gd);
     if (!link || !m || !m.live || !link.getAttribute('href')) { return; }
@@ -101,7 +115,8 @@
     url.searchParams.set('start', new Date(now - m.window_ms).toISOString());
     url.searchParams.set('end', new Date(now).toISOString());
     link.setAttribute('href', url.pathname + url.search);
-  }, true);
+  }
+  ['mousedown', 'click', 'keydown'].forEach(function (name) { document.addEventListener(name, csvOnNow, true); });
 
   function plotWidth() {
     var el = document.querySelector('.sl-trend-graph');
@@ -130,6 +145,7 @@
         return noUpdate;
       }
       var seq = ++zoomSeq, start = relayout['xaxis.range[0]'], end = relayout['xaxis.range[1]'];
+      zoomedFigure = meta(graph());
       return new Promise(function (resolve) {
         window.setTimeout(function () {
           resolve(seq === zoomSeq ? {start: start, end: end, seq: seq} : noUpdate);

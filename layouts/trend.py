@@ -31,6 +31,7 @@ dash.register_page(__name__, path="/trend", name="Trend", title="Trend", order=1
 
 GRAPH_CONFIG = {
     "displaylogo": False, "doubleClick": False, "scrollZoom": False,
+    "toImageButtonOptions": {"format": "png", "filename": "trend", "scale": 2},
     "modeBarButtonsToRemove": ["autoScale2d", "resetScale2d", "lasso2d", "select2d"],
 }
 
@@ -70,13 +71,14 @@ def layout(**query):
                             html.Span("to"),
                             dcc.Input(id="trend-custom-end", type="text", className="sl-trend-time",
                                       placeholder="end: YYYY-MM-DD HH:MM"),
+                            html.Span("local time", className="sl-muted sl-trend-cap"),
                             html.Button("Show", id="trend-custom-apply", className="sl-trend-button"),
-                            html.Span(id="trend-custom-message", className="sl-trend-error", role="alert"),
                         ],
                         id="trend-custom", className="sl-trend-custom", hidden=not custom,
                     ),
                     html.Button("Pause", id="trend-pause", className="sl-trend-button"),
                     html.Button("Reset zoom", id="trend-reset-zoom", className="sl-trend-button", hidden=True),
+                    html.Span(id="trend-action-message", className="sl-trend-error", role="alert"),
                     html.Span(className="sl-trend-spacer"),
                     html.A("CSV", id="trend-csv", className="sl-trend-button sl-trend-link", href="",
                            title=f"Raw samples of the pens in the visible range, with time and quality; "
@@ -124,7 +126,8 @@ def search_pens(search, pens):
 
 @callback(
     Output("trend-state", "data"),
-    Output("trend-custom-message", "children"),
+    Output("trend-pens", "value"),
+    Output("trend-action-message", "children"),
     Output("trend-custom-start", "value"),
     Output("trend-custom-end", "value"),
     Input("trend-pens", "value"),
@@ -146,7 +149,8 @@ def change_state(pens, range_key, axes, _pause, _reset, _apply, zoom, custom_sta
               "axes": axes, "zoom": zoom, "custom_start": custom_start, "custom_end": custom_end}
     result = apply_action(TrendState.from_store(data), ctx.triggered_id, values, offset, now_ms())
     start_text, end_text = result.custom_inputs or (dash.no_update, dash.no_update)
-    return result.state.to_store(), result.message, start_text, end_text
+    kept = list(result.state.tags) if len(pens or []) > MAX_PENS else dash.no_update
+    return result.state.to_store(), kept, result.message, start_text, end_text
 
 
 def csv_href(tags: list[str], start_ms: int, end_ms: int) -> str:
@@ -158,7 +162,6 @@ def csv_href(tags: list[str], start_ms: int, end_ms: int) -> str:
 
 @callback(
     Output("trend-graph", "figure"),
-    Output("trend-graph", "config"),
     Output("trend-message", "children"),
     Output("trend-csv", "href"),
     Output("trend-url", "data"),
@@ -199,8 +202,7 @@ async def draw_trend(data, client, _ticks):
     notes = answer_notes(answers, offset) + figure["layout"]["meta"]["notes"]
     if view.refresh_s:
         notes.append(f"Live: queried again every {view.refresh_s} s.")
-    config = {**GRAPH_CONFIG, "toImageButtonOptions": {"format": "png", "filename": name, "scale": 2}}
     text, disabled, title = pause_button(state)
-    return (figure, config, [html.Li(n) for n in notes], csv_href([t.name for t in tags], view.start_ms, view.end_ms),
+    return (figure, [html.Li(n) for n in notes], csv_href([t.name for t in tags], view.start_ms, view.end_ms),
             format_trend_query(state), not view.refresh_s, (view.refresh_s or 30) * 1000,
             text, disabled, title, state.zoom is None, state.range_key != CUSTOM)

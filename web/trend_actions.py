@@ -11,7 +11,7 @@ from typing import Any
 
 from web.trend_figure import axis_ms
 from web.trend_ranges import CUSTOM, check_custom_range, local_input_text, parse_local_input
-from web.trend_state import TrendState
+from web.trend_state import MAX_PENS, TrendState
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,9 @@ def apply_action(state: TrendState, trigger: str | None, values: dict[str, Any],
     """trigger: the control's id; values: the controls' current values by short name
     (pens, range, axes, zoom, custom_start, custom_end)."""
     if trigger == "trend-pens":
-        return ActionResult(state.with_tags(list(values.get("pens") or [])))
+        pens = list(values.get("pens") or [])
+        message = f"At most {MAX_PENS} pens: {', '.join(pens[MAX_PENS:])} left out." if len(pens) > MAX_PENS else ""
+        return ActionResult(state.with_tags(pens), message)
     if trigger == "trend-axes":
         return ActionResult(state.with_axes(values.get("axes") or "unit"))
     if trigger == "trend-range":

@@ -167,7 +167,7 @@ def trend_figure(pens: Sequence[Pen], view: FigureView) -> dict[str, Any]:
     for index, (pen, pen_axis) in enumerate(zip(pens, pen_axes)):
         colour = PEN_COLOURS[index % len(PEN_COLOURS)]
         traces.append(line_trace(pen.tag, pen.history, colour, pen_axis, offset))
-        shapes += limit_shapes(pen.tag, pen_axis)
+        shapes += limit_shapes(pen.tag, pen_axis, "start" if index % 2 else "end")
     for index, (pen, pen_axis) in enumerate(zip(pens, pen_axes)):
         if pen.setpoint is not None:
             sp_tag, sp_history = pen.setpoint

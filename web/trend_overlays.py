@@ -42,14 +42,15 @@ def setpoint_tag(tag: Tag) -> str | None:
     return deviation.setpoint_tag if deviation is not None else None
 
 
-def limit_shapes(tag: Tag, pen_axis: PenAxis) -> list[dict[str, Any]]:
-    """One dashed, labelled horizontal line per limit, on the pen's axis."""
+def limit_shapes(tag: Tag, pen_axis: PenAxis, label_at: str = "end") -> list[dict[str, Any]]:
+    """One dashed, labelled horizontal line per limit, on the pen's axis; label_at "start" or "end"
+    (pens alternate, so that labels of limits at one height do not cover each other)."""
     return [
         {
             "type": "line", "xref": "x domain", "x0": 0, "x1": 1, "yref": pen_axis.ref,
             "y0": pen_axis.to_axis(limit), "y1": pen_axis.to_axis(limit), "layer": "above",
             "line": {"color": LIMIT_LINE, "width": 1, "dash": "dash"},
-            "label": {"text": f"{tag.name} {label} {limit:g}", "textposition": "end", "yanchor": "bottom",
+            "label": {"text": f"{tag.name} {label} {limit:g}", "textposition": label_at, "yanchor": "bottom",
                       "font": {"size": 10, "color": LIMIT_TEXT}},
             "name": f"{tag.name} {label}",
         }

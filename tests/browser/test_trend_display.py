@@ -4,6 +4,7 @@ extension, zoom re-querying the server, and the CSV link of the visible range.""
 from __future__ import annotations
 
 import csv
+import re
 import io
 import time
 from urllib.parse import parse_qs, urlparse
@@ -113,7 +114,7 @@ def test_pause_stops_the_live_extension_and_resume_jumps_back_to_now(login, sour
     page.click("#trend-pause")
     expect(page.locator("#trend-pause")).to_have_text("Pause", timeout=LIVE_S)
     wait_for_pen(page, "T101.level", "t.y.includes(3.5)")
-    assert "paused" not in query(page)
+    page.wait_for_function("() => window.location.search === '?tags=T101.level&range=5m'", timeout=LIVE_S)
     feeder.put("T101.level", 4.0)
     wait_for_pen(page, "T101.level", "t.y.includes(4.0)")  # extended live again
 
@@ -158,3 +159,33 @@ def test_zoom_requeries_at_full_detail_and_the_csv_link_carries_the_visible_rang
     page.click("#trend-reset-zoom")
     page.wait_for_function("() => !window.location.search.includes('zoom=')", timeout=LIVE_S)
     wait_for_pen(page, "T101.level", "t.x.length > 1000")
+
+
+def test_a_custom_range_is_checked_kept_in_the_address_and_the_chart_downloads_as_png(login, source_heartbeats):
+    source_heartbeats.put("T101.level", 1.25)
+    page = login("operator", "/trend?tags=T101.level&range=15m&axes=sideways&window=9")
+    expect(page.locator("#trend-url-notes")).to_contain_text("Ignored axes='sideways': unit or normalised.")
+    wait_for_pen(page, "T101.level")
+    page.get_by_text("Custom", exact=True).click()
+    start, end = page.locator("#trend-custom-start"), page.locator("#trend-custom-end")
+    expect(start).to_have_value(re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d$"), timeout=LIVE_S)
+    page.wait_for_function("() => window.location.search.includes('range=custom&start=')", timeout=LIVE_S)
+    expect(page.locator("#trend-pause")).to_be_disabled()
+
+    start.fill("2026-01-31 09:00")
+    end.fill("2026-01-31 08:00")
+    page.click("#trend-custom-apply")
+    expect(page.locator("#trend-action-message")).to_have_text("The end must be after the start.")
+    end.fill("2026-01-31 10:30")
+    page.click("#trend-custom-apply")
+    expect(page.locator("#trend-action-message")).to_have_text("")
+    offset_min = page.evaluate("() => -new Date().getTimezoneOffset()")
+    page.wait_for_function(f"() => {GD}.layout.meta.view[1] - {GD}.layout.meta.view[0] === 5400000",
+                           timeout=LIVE_S)
+    page.wait_for_function("() => window.location.search.includes('range=custom&start=2026-01-31T')",
+                           timeout=LIVE_S)
+    assert page.evaluate(f"() => {GD}.layout.meta.view[0]") == (
+        1_769_850_000_000 - offset_min * 60_000)  # 2026-01-31 09:00 in the browser's zone
+    with page.expect_download() as download:
+        page.click("#trend-png")
+    assert download.value.suggested_filename.startswith("trend-T101.level-20260131-1030")

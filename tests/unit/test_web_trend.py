@@ -178,7 +178,7 @@ def test_eight_pens_over_thirty_days_stay_small():
                 history(LEVEL, [(start + j * 518_400, 1.234567891 + j / 7) for j in range(5_000)]))
             for i in range(8)]
     body = json.dumps(trend_figure(pens, view(start, start + 30 * 86_400_000)))
-    assert len(body) < 8 * 5_000 * 40  # about 30 bytes a point: shifted epoch ms and six digits
+    assert len(body) < 8 * 5_000 * 30  # about 24 bytes a point: shifted epoch ms and six digits
 
 
 def test_png_names_say_what_and_when():

@@ -72,6 +72,8 @@ def test_the_controls_change_the_state():
         return apply_action(state, trigger, values, 60, NOW)
 
     assert act("trend-pens", pens=["T1.level", "M1.flow", "T1.level"]).state.tags == ("T1.level", "M1.flow")
+    nine = act("trend-pens", pens=[f"T{i}" for i in range(9)])
+    assert len(nine.state.tags) == 8 and nine.message == "At most 8 pens: T8 left out."
     assert act("trend-axes", axes="normalised").state.axes == "normalised"
     assert act("trend-axes", axes="log").state.axes == "unit"
     assert act("trend-range", range="7d").state.range_key == "7d"
