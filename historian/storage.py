@@ -3,8 +3,14 @@
 write_segment is what the service calls every few seconds (so a crash loses at most that much; a clean
 stop flushes first): the rows are split by source-time hour, one small file per hour touched, each
 named after the newest feed entry it includes. write_compacted is for bulk loads (benchmarks, imports):
-rows go straight to compacted hour files with their rollups. compact() (compaction.py) and prune()
-(retention.py) are re-exported here so a caller needs one import.
+rows go straight to compacted hour files with their rollups, and a closed day that a load completes
+to its day file. compact() (compaction.py) and prune() (retention.py) are re-exported here so a
+caller needs one import.
+
+Measured on the shared 2-core development machine: write_compacted of an hour of 1000 tags at 1 s
+(3.6M rows) 0.9 s CPU (4M rows/s), plus 20-28 s once per completed day for its day file; the day
+takes 550 MB (6.4 bytes a sample of noisy 3-decimal values). write_segment of 3 s of 1000 tags
+4 ms CPU; keeping an hour's segments merged and closing the hour about 6 s CPU an hour.
 """
 from __future__ import annotations
 
