@@ -408,7 +408,7 @@ def report_memory(series: list[MemoryPoint], tags: int, batch_samples: int, cap:
     print(f"  {'simulated':>10} {'samples':>12} {'used_memory MB':>15} {'sl:hist:<tag>':>14} {'sl:samples':>11} "
           f"{'sl:changes':>11} {'historian behind':>17}")
     for point in series:
-        behind = {None: "-", -1: "unknown"}.get(point.historian_behind, f"{point.historian_behind:,} entries")
+        behind = {None: "-", -1: "unknown"}.get(point.historian_behind) or f"{point.historian_behind:,} entries"
         print(f"  {point.simulated_s / 3600:>9.2f}h {point.samples:>12,} {point.used_bytes / 2**20:>15,.1f} "
               f"{point.hist_entries:>14,} {point.samples_entries:>11,} {point.changes_entries:>11,} {behind:>17}")
     slope, mean_mb = memory_slope(series)
