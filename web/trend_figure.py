@@ -188,6 +188,8 @@ def trend_figure(pens: Sequence[Pen], view: FigureView) -> dict[str, Any]:
         "paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "#e4e4e4", "font": FONT,
         "legend": {"orientation": "h", "y": -0.12, "x": 0},
         "hovermode": "x unified",
+        # Every pen in the hover, however far its nearest point: a value holds until the next sample.
+        "hoverdistance": -1, "spikedistance": -1,
         "hoverlabel": {"bgcolor": "#f2f2f2", "bordercolor": "#8a8a8a", "font": {"color": "#1f1f1f"}},
         "shapes": shapes,
         "uirevision": view.revision,

@@ -163,9 +163,12 @@ def test_zoom_requeries_at_full_detail_and_the_csv_link_carries_the_visible_rang
 
 def test_a_custom_range_is_checked_kept_in_the_address_and_the_chart_downloads_as_png(login, source_heartbeats):
     source_heartbeats.put("T101.level", 1.25)
-    page = login("operator", "/trend?tags=T101.level&range=15m&axes=sideways&window=9")
+    page = login("operator", "/trend?tags=T101.level&range=24h&axes=sideways")
     expect(page.locator("#trend-url-notes")).to_contain_text("Ignored axes='sideways': unit or normalised.")
     wait_for_pen(page, "T101.level")
+    # A day is not extended point by point but queried again.
+    expect(page.locator("#trend-message")).to_contain_text("Live: queried again every 30 s.")
+    assert page.evaluate(f"() => [{GD}.layout.meta.live, {GD}.layout.meta.extend]") == [True, False]
     page.get_by_text("Custom", exact=True).click()
     start, end = page.locator("#trend-custom-start"), page.locator("#trend-custom-end")
     expect(start).to_have_value(re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d$"), timeout=LIVE_S)
@@ -188,4 +191,6 @@ def test_a_custom_range_is_checked_kept_in_the_address_and_the_chart_downloads_a
         1_769_850_000_000 - offset_min * 60_000)  # 2026-01-31 09:00 in the browser's zone
     with page.expect_download() as download:
         page.click("#trend-png")
-    assert download.value.suggested_filename.startswith("trend-T101.level-20260131-1030")
+    assert download.value.suggested_filename == "trend-T101.level-20260131-1030.png"
+    page.wait_for_function(f"() => {GD}._context.toImageButtonOptions.filename === 'trend-T101.level-20260131-1030'",
+                           timeout=LIVE_S)  # the modebar's camera names its file alike

@@ -159,6 +159,7 @@ def test_the_figure_has_gapped_lines_per_pen_a_crosshair_and_the_view():
     assert level["line"]["color"] != run["line"]["color"]
     layout = figure["layout"]
     assert layout["hovermode"] == "x unified" and layout["xaxis"]["showspikes"] is True
+    assert layout["hoverdistance"] == -1
     assert layout["xaxis"]["range"] == [3_600_000, 4_200_000] and layout["xaxis"]["type"] == "date"
     assert layout["meta"]["window_ms"] == 600_000 and layout["meta"]["live"] and layout["meta"]["extend"]
     assert layout["meta"]["png_name"] == "trend-x"
