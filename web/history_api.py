@@ -2,6 +2,9 @@
 
     GET /api/tags/T1.level/history?start=2026-01-31T08:00:00Z&end=2026-01-31T09:00:00Z&max_points=2000
     GET /api/history.csv?tags=T1.level,M1.flow&start=1767225600000&end=1767229200000
+    GET /api/history/health    is history being written to disk? the historian's state as JSON
+                               (web/historian_health.py: running, behind, disk_failing, not_running,
+                               stopped; 503 when Redis is away)
 
 start and end: ISO 8601 (without an offset: UTC) or epoch ms; either may be left out (end: now;
 start: one hour before the end). An end in the future is taken as now. max_points: 10 to 10,000
@@ -21,6 +24,7 @@ from redis.exceptions import RedisError
 
 from domain.config_model import Tag
 from web.api import iso_utc
+from web.historian_health import flush_interval_of, historian_health_json, read_historian_health
 from web.history_csv import csv_filename, raw_history_csv
 from web.history_query import (
     DEFAULT_MAX_POINTS, MAX_POINTS_CAP, MIN_POINTS, HistoryQueryError, PenHistory, query_history,
@@ -94,6 +98,19 @@ async def tag_history(name: str, start: str | None = None, end: str | None = Non
         raise HTTPException(status_code=400, detail=str(exc)) from None
     except (RedisError, OSError) as exc:
         raise HTTPException(status_code=503, detail=f"history unavailable (Redis): {exc}") from None
+
+
+@router.get("/history/health")
+async def history_health() -> dict[str, Any]:
+    """The historian's health judged from its heartbeat, with the figures and the operator's line."""
+    runtime = await current_runtime().ensure_started()
+    now_ms = int(time.time() * 1000)
+    flush_interval_s = flush_interval_of(runtime.config)
+    try:
+        health = await read_historian_health(runtime.redis, now_ms, flush_interval_s)
+    except (RedisError, OSError) as exc:
+        raise HTTPException(status_code=503, detail=f"the data server (Redis) is unavailable: {exc}") from None
+    return historian_health_json(health, now_ms, flush_interval_s)
 
 
 @router.get("/history.csv", response_model=None)

@@ -18,6 +18,9 @@ downsampled to at most max_points (capped at MAX_POINTS_CAP) with peaks, dips an
 Sources report on change, so a value holds until the next sample: the value in force at start_ms is
 carried in as a point at start_ms, and the last value is held up to min(end, now) only while the tag
 is live (web.trend_history.hold_to_now semantics). Bad samples are gaps (None), never a line.
+
+When the historian is not writing history well (stopped, not running, disk failing, behind; judged
+from its heartbeat, read once per query), `notes` says so first (web/historian_health.py).
 """
 from __future__ import annotations
 
@@ -36,6 +39,7 @@ from domain.downsampling import downsample, rollup_points
 from domain.freshness import Freshness
 from tag_store import keys
 from tag_store.codec import decode_tag_value
+from web.historian_health import flush_interval_of, historian_health_note, read_historian_health
 
 log = logging.getLogger(__name__)
 
@@ -275,6 +279,17 @@ async def read_disk_or_note(reader: DiskTier | None, tag: str, start_ms: int, en
     return part, None
 
 
+async def historian_note_of(runtime, now_ms: int) -> str | None:
+    """A line when the historian is not writing history well (web/historian_health.py); None when it
+    is, when no historian ever ran, or when its heartbeat cannot be read (the query goes on without)."""
+    try:
+        health = await read_historian_health(runtime.redis, now_ms, flush_interval_of(runtime.config))
+    except Exception as exc:  # noqa: BLE001 - a note is never worth failing the query over
+        log.debug("history: the historian's heartbeat cannot be read: %s", exc)
+        return None
+    return historian_health_note(health, now_ms)
+
+
 # --- merging ------------------------------------------------------------------------------------
 
 def sort_and_dedupe(samples: Samples) -> Samples:
@@ -338,11 +353,12 @@ async def query_history(runtime, tag: Tag, start_ms: int, end_ms: int, max_point
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     reader = reader if reader is not None else disk_tier_of(runtime)
     recent_limit = 2 * runtime.config.history_samples_per_tag + REDIS_PAGE
-    (disk, disk_note), (recent, recent_carry, truncated) = await asyncio.gather(
+    (disk, disk_note), (recent, recent_carry, truncated), historian_note = await asyncio.gather(
         read_disk_or_note(reader, tag.name, start_ms, end_ms, RAW_BUDGET_PER_PEN),
         read_recent(runtime.redis, tag, start_ms, end_ms, recent_limit),
+        historian_note_of(runtime, now_ms),
     )
-    notes = [n for n in (disk_note,) if n]
+    notes = [n for n in (historian_note, disk_note) if n]
     if truncated:
         notes.append(f"the recent tier was read up to its limit of {recent_limit} samples")
     raw_from_ms = disk.raw_from_ms if disk else start_ms

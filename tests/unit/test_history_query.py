@@ -14,9 +14,11 @@ import web.history_query as history_query
 from domain.config_model import DataType
 from domain.quality import BAD_NO_COMMUNICATION, GOOD, UNCERTAIN
 from domain.tag_value import TagValue
+from historian.heartbeat import HistorianStatus, write_heartbeat
 from tag_store.writer import TagStoreWriter
 from tests.unit.web_plant import small_plant
 from web.history_csv import raw_history_csv
+from web.historian_health import clock_text
 from web.history_query import HistoryQueryError, query_history
 from web.trend_history import pen_points
 
@@ -232,6 +234,38 @@ async def test_a_failing_disk_tier_leaves_the_recent_one_and_says_so(redis_clien
                                   reader=BrokenDisk())
     assert history.values == [1.0] and history.tiers == ("redis",)
     assert "disk on fire" in history.notes[0]
+
+
+async def test_a_historian_that_stopped_writing_is_a_note_and_a_running_one_is_not(redis_client):
+    base = now_ms() - 10_000
+    await put(redis_client, [good("T1.level", 1.0, base)])
+    await write_heartbeat(redis_client, HistorianStatus(heartbeat_ms=now_ms(), last_flush_ms=now_ms()))
+    history = await query_history(runtime_for(redis_client), LEVEL, base, base + 1_000, live=False, reader=FakeDisk())
+    assert history.notes == ()
+    crashed_ms = now_ms() - 20 * 60_000  # the historian's last heartbeat, 20 minutes ago
+    await write_heartbeat(redis_client, HistorianStatus(heartbeat_ms=crashed_ms, last_flush_ms=crashed_ms))
+    history = await query_history(runtime_for(redis_client), LEVEL, base, base + 1_000, live=False,
+                                  reader=BrokenDisk())
+    assert history.values == [1.0]
+    assert history.notes[0].startswith(f"History is not being written to disk since {clock_text(crashed_ms, now_ms())}")
+    assert "the historian is not running" in history.notes[0] and "disk on fire" in history.notes[1]
+
+
+async def test_a_heartbeat_that_cannot_be_read_does_not_fail_the_query(redis_client):
+    class NoHeartbeat:
+        """The runtime's Redis, except that the heartbeat hash cannot be read."""
+
+        def __getattr__(self, name):
+            return getattr(redis_client, name)
+
+        async def hgetall(self, _key):
+            raise ConnectionError("heartbeat unreadable")
+
+    base = now_ms() - 10_000
+    await put(redis_client, [good("T1.level", 1.0, base)])
+    history = await query_history(SimpleNamespace(redis=NoHeartbeat(), config=PLANT), LEVEL, base, base + 1_000,
+                                  live=False, reader=FakeDisk())
+    assert history.values == [1.0] and history.notes == ()
 
 
 async def test_the_csv_has_every_raw_sample_of_every_pen_in_time_order(redis_client):
