@@ -389,13 +389,15 @@ async def memory_point(client, pen: str, simulated_s: int, samples: int, histori
     return MemoryPoint(simulated_s, samples, int(info["used_memory"]), hist, sample_entries, change_entries, behind)
 
 
-def memory_slope(series: list[MemoryPoint]) -> tuple[float, float]:
-    """Over the second half of the run: (MB per simulated hour by least squares, mean MB)."""
-    half = [p for p in series if p.simulated_s >= series[-1].simulated_s / 2]
-    hours = np.array([p.simulated_s / 3600 for p in half])
-    mb = np.array([p.used_bytes / 2**20 for p in half])
-    slope = float(np.polyfit(hours, mb, 1)[0]) if len(half) >= 2 else float("nan")
-    return slope, float(mb.mean())
+def plateau(series: list[MemoryPoint], cap: int) -> list[MemoryPoint]:
+    """The points of the second half of the run taken after every stream had reached its cap."""
+    from tag_store import keys  # noqa: PLC0415
+
+    full = [i for i, p in enumerate(series) if p.hist_entries >= cap and p.samples_entries >= keys.SAMPLES_MAXLEN
+            and p.changes_entries >= keys.CHANGES_MAXLEN]
+    if not full:
+        return []
+    return [p for p in series[full[0] + 1:] if p.simulated_s >= series[-1].simulated_s / 2]
 
 
 def report_memory(series: list[MemoryPoint], tags: int, batch_samples: int, cap: int, took_s: float,
@@ -411,16 +413,18 @@ def report_memory(series: list[MemoryPoint], tags: int, batch_samples: int, cap:
         behind = {None: "-", -1: "unknown"}.get(point.historian_behind) or f"{point.historian_behind:,} entries"
         print(f"  {point.simulated_s / 3600:>9.2f}h {point.samples:>12,} {point.used_bytes / 2**20:>15,.1f} "
               f"{point.hist_entries:>14,} {point.samples_entries:>11,} {point.changes_entries:>11,} {behind:>17}")
-    from tag_store import keys  # noqa: PLC0415
-
-    slope, mean_mb = memory_slope(series)
-    half = next(p for p in series if p.simulated_s >= last.simulated_s / 2)
-    capped = half.hist_entries >= cap and half.samples_entries >= keys.SAMPLES_MAXLEN \
-        and half.changes_entries >= keys.CHANGES_MAXLEN
-    verdict = ("yes" if abs(24 * slope) < 0.02 * mean_mb else "NO") if capped else \
-        "not known: not every stream was at its cap by half-time (a longer --memory-hours)"
-    print(f"  second half of the run: {slope:+,.2f} MB per simulated hour around {mean_mb:,.1f} MB "
-          f"({100 * 24 * slope / mean_mb:+.2f} % per simulated day); flat (under 2 % a day): {verdict}")
+    flat = plateau(series, cap)
+    if len(flat) < 3:
+        print("  flat: not known: fewer than 3 points in the second half after every stream reached its cap "
+              "(a longer --memory-hours)")
+    else:
+        mb = np.array([p.used_bytes / 2**20 for p in flat])
+        slope = float(np.polyfit([p.simulated_s / 3600 for p in flat], mb, 1)[0])
+        spread = (mb.max() - mb.min()) / mb.mean()
+        print(f"  from {flat[0].simulated_s / 3600:.2f} h (every cap reached, second half) to the end: "
+              f"{mb.min():,.1f} to {mb.max():,.1f} MB ({100 * spread:.1f} % of the mean; approximate MAXLEN "
+              f"trims whole nodes), slope {slope:+,.2f} MB per simulated hour; flat (within 2 %): "
+              f"{'yes' if spread < 0.02 else 'NO'}")
     if key_sizes:
         print("  at the end, MEMORY USAGE: " + ", ".join(f"{name} {size / 2**20:,.1f} MB"
                                                          for name, size in key_sizes.items()))
