@@ -1,7 +1,10 @@
-"""Source diagnostics: each data source's address, state, heartbeat and counters, every 2 s.
+"""Source diagnostics: each data source's address, state, heartbeat and counters, every 2 s,
+and the historian's health (is history written to disk?) on the same refresh.
 
 Read from this worker's LiveCache (the sl:source:<name> heartbeats); rows come from
-web/source_view.py, which GET /api/sources serves too. Any logged-in role may look.
+web/source_view.py, which GET /api/sources serves too. The historian panel reads its heartbeat
+hash (one HGETALL per refresh) through web/historian_health.py, as GET /api/history/health does.
+Any logged-in role may look.
 """
 from __future__ import annotations
 
@@ -10,6 +13,10 @@ import time
 import dash
 from dash import Input, Output, callback, dcc, html
 
+from web.historian_health import (
+    HistorianHealth, flush_interval_of, historian_figures, historian_health_text, read_historian_health,
+    unreadable_health,
+)
 from web.runtime import current_runtime
 from web.source_view import Heartbeat, SourceRow, source_rows
 
@@ -17,6 +24,8 @@ dash.register_page(__name__, path="/sources", name="Sources", title="Sources", o
 
 REFRESH_INTERVAL_MS = 2000
 HEADERS = ("Source", "Kind", "Address", "State", "Heartbeat", "Tags", "Counters")
+# A wrong historian figure, drawn like a stale source row (hatched, bold) and not colour alone.
+MARKED_STYLE = {"fontWeight": 700, "background": "var(--sl-hatch)", "padding": "1px 5px"}
 
 
 def layout(**_query):
@@ -27,6 +36,8 @@ def layout(**_query):
                    "Marked counters mean values were lost or could not be used.", className="sl-page-subtitle"),
             html.Div(id="sources-message", className="sl-muted", role="status"),
             html.Div(id="sources-table", className="sl-tag-table-block"),
+            html.Section([html.H2("Historian", className="sl-section-title"), html.Div(id="sources-historian")],
+                         className="sl-panel"),
             dcc.Interval(id="sources-refresh", interval=REFRESH_INTERVAL_MS),
         ],
         className="sl-page",
@@ -76,14 +87,43 @@ def sources_table(rows: list[SourceRow]) -> html.Table:
     )
 
 
+def historian_panel(health: HistorianHealth, now_ms: int) -> html.Div:
+    """The historian's state in one line, then its figures; wrong ones marked "!" and hatched."""
+    figures = historian_figures(health)
+    return html.Div(
+        [
+            html.P(historian_health_text(health, now_ms) if health.is_running
+                   else html.Strong(historian_health_text(health, now_ms)), className="sl-historian-text"),
+            html.Table(html.Tbody([
+                html.Tr([html.Th(f.label),
+                         html.Td(html.Span("! " + f.text, className="sl-historian-marked", style=MARKED_STYLE)
+                                 if f.marked else f.text)],
+                        **{"data-figure": f.name, "data-marked": "1" if f.marked else "0"})
+                for f in figures
+            ]), className="sl-source-table sl-historian-table"),
+        ],
+        className="sl-historian",
+        **{"data-state": health.state.value},
+    )
+
+
+async def historian_health_now(runtime, now_ms: int) -> HistorianHealth:
+    try:
+        return await read_historian_health(runtime.redis, now_ms, flush_interval_of(runtime.config))
+    except Exception as exc:  # noqa: BLE001 - the page must show the sources even when this read fails
+        return unreadable_health(f"heartbeat cannot be read: {exc}")
+
+
 @callback(
     Output("sources-table", "children"),
     Output("sources-message", "children"),
+    Output("sources-historian", "children"),
     Input("sources-refresh", "n_intervals"),
 )
 async def refresh_sources(_n):
     runtime = await current_runtime().ensure_started()
     cache = runtime.live_cache
-    rows = source_rows(runtime.config, cache.source_statuses, int(time.time() * 1000), runtime.tags.discovered())
+    now_ms = int(time.time() * 1000)
+    rows = source_rows(runtime.config, cache.source_statuses, now_ms, runtime.tags.discovered())
     message = "" if cache.connected else "No connection to Redis: source states are unknown."
-    return sources_table(rows), message
+    return sources_table(rows), message, historian_panel(await historian_health_now(runtime, now_ms), now_ms)

@@ -191,7 +191,7 @@ def historian_health_text(health: HistorianHealth, now_ms: int) -> str:
                 "the newest part of long trends may be missing for a while")
     if state is HistorianHealthState.DISK_FAILING:
         held = f"{health.buffered_samples or 0:,} samples held in memory{_lost(health)}"
-        error = f" ({health.last_error})" if health.last_error else ""
+        error = f": {health.last_error}" if health.last_error else ""
         return (f"History is not being written to disk {_since(health.last_flush_ms, now_ms)}"
                 f"{error}; {held} — older trends may be incomplete")
     if state is HistorianHealthState.NOT_RUNNING:
@@ -235,3 +235,49 @@ def historian_health_json(health: HistorianHealth, now_ms: int, flush_interval_s
         "behind_after_ms": behind_after_ms(flush_interval_s),
         "behind_after_entries": BEHIND_AFTER_ENTRIES,
     }
+
+
+# ---- on the sources page --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HistorianFigure:
+    name: str  # stable, for the page's data-figure attribute
+    label: str
+    text: str
+    marked: bool = False  # wrong: lost data, a failure or an unknown
+
+
+def bytes_text(size: int) -> str:
+    """123 B, 4.6 kB, 12.3 MB, 1.2 GB (powers of 1,000)."""
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def _ago(age_ms: int | None, never: str) -> str:
+    return never if age_ms is None else f"{duration_text(age_ms)} ago"
+
+
+def historian_figures(health: HistorianHealth) -> list[HistorianFigure]:
+    """What the sources page shows of the historian, in words, wrong figures marked."""
+    dropped = health.dropped_samples
+    waiting = ("unknown" if health.behind_entries is None else f"{health.behind_entries:,} feed entries")
+    if health.buffered_samples is not None:
+        waiting += f", {health.buffered_samples:,} samples in memory"
+    return [
+        HistorianFigure("state", "State", health.state.value.replace("_", " "), not health.is_running),
+        HistorianFigure("last_write", "Last write to disk", _ago(health.last_flush_age_ms, "none since its start")),
+        HistorianFigure("heartbeat", "Heartbeat", _ago(health.heartbeat_age_ms, "none"),
+                        health.heartbeat_ms is None or (health.heartbeat_age_ms or 0) > HEARTBEAT_TIMEOUT_MS),
+        HistorianFigure("waiting", "Not yet on disk", waiting),
+        HistorianFigure("disk", "Disk use", "unknown" if health.disk_bytes is None else bytes_text(health.disk_bytes)),
+        HistorianFigure("dropped", "Dropped samples", "unknown" if dropped is None else f"{dropped:,}",
+                        (dropped or 0) > 0),
+        # The historian keeps its last error after a recovery: marked only while it is not running.
+        HistorianFigure("last_error", "Last error", health.last_error or "none",
+                        bool(health.last_error) and not health.is_running),
+    ]

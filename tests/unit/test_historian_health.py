@@ -5,8 +5,8 @@ import pytest
 
 from historian.heartbeat import HistorianState, HistorianStatus, read_heartbeat, write_heartbeat
 from web.historian_health import (
-    BEHIND_AFTER_ENTRIES, HEARTBEAT_TIMEOUT_MS, HistorianHealthState as S, behind_after_ms, clock_text,
-    historian_health_json, historian_health_note, historian_health_text, judge_historian_health,
+    BEHIND_AFTER_ENTRIES, HEARTBEAT_TIMEOUT_MS, HistorianHealthState as S, behind_after_ms, bytes_text, clock_text,
+    historian_figures, historian_health_json, historian_health_note, historian_health_text, judge_historian_health,
     read_historian_health, unreadable_health,
 )
 
@@ -84,8 +84,8 @@ def test_disk_failing_says_since_when_why_and_how_much_is_held_or_lost():
                                               last_error="disk: cannot write to /data: [Errno 28] No space"), NOW)
     assert health.state is S.DISK_FAILING and health.last_flush_age_ms == 38 * 60_000
     text = historian_health_text(health, NOW)
-    assert text == ("History is not being written to disk since 14:02 UTC (38 min ago) (disk: cannot write to "
-                    "/data: [Errno 28] No space); 1,250,000 samples held in memory — older trends may be incomplete")
+    assert text == ("History is not being written to disk since 14:02 UTC (38 min ago): disk: cannot write to "
+                    "/data: [Errno 28] No space; 1,250,000 samples held in memory — older trends may be incomplete")
     assert historian_health_note(health, NOW) == text
     lost = judge_historian_health(heartbeat(state="disk_failing", last_flush_ms=0, dropped_samples=4_000), NOW)
     assert lost.last_flush_ms is None and lost.dropped_samples == 4_000
@@ -171,3 +171,28 @@ async def test_read_from_a_real_redis(redis_client):
     assert (await read_heartbeat(redis_client))["state"] == "disk_failing"
     health = await read_historian_health(redis_client, NOW)
     assert health.state is S.DISK_FAILING and health.heartbeat_age_ms == 200 and health.last_error == "disk: x"
+
+
+def test_bytes_in_words():
+    assert [bytes_text(n) for n in (0, 999, 1_000, 12_345_678, 4_100_000_000, 7 * 10**15)] == [
+        "0 B", "999 B", "1.0 kB", "12.3 MB", "4.1 GB", "7000.0 TB"]
+
+
+def test_the_sources_page_figures_mark_what_is_wrong():
+    running = historian_figures(judge_historian_health(heartbeat(last_error="disk: full once"), NOW))
+    by_name = {f.name: f for f in running}
+    assert [f.name for f in running] == ["state", "last_write", "heartbeat", "waiting", "disk", "dropped",
+                                         "last_error"]
+    assert by_name["state"].text == "running" and not any(f.marked for f in running)  # an old error, recovered
+    assert by_name["last_write"].text == "1 s ago" and by_name["disk"].text == "5.0 MB"
+    assert by_name["waiting"].text == "12 feed entries, 300 samples in memory"
+    failing = {f.name: f for f in historian_figures(judge_historian_health(
+        heartbeat(state="disk_failing", dropped_samples=9, last_error="disk: full"), NOW))}
+    assert failing["state"].text == "disk failing" and failing["state"].marked
+    assert failing["dropped"].marked and failing["dropped"].text == "9" and failing["last_error"].marked
+    never = {f.name: f for f in historian_figures(judge_historian_health({}, NOW))}
+    assert never["heartbeat"].text == "none" and never["heartbeat"].marked
+    assert never["last_write"].text == "none since its start" and never["disk"].text == "unknown"
+    assert never["waiting"].text == "unknown" and never["dropped"].text == "unknown"
+    stale = {f.name: f for f in historian_figures(judge_historian_health(heartbeat(heartbeat_ms=NOW - 60_000), NOW))}
+    assert stale["heartbeat"].text == "60 s ago" and stale["heartbeat"].marked
