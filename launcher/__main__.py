@@ -2,7 +2,8 @@
 
 Starts what is not configured (a private Redis, an MQTT broker), the demo
 plant simulator when the demo plant is selected, then the data sources, the
-alarm engine and the web app, and prints where to log in. Ctrl-C stops all.
+alarm engine, the historian and the web app, and prints where to log in.
+Ctrl-C stops all.
 """
 from __future__ import annotations
 

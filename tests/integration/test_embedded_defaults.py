@@ -36,7 +36,7 @@ def test_a_bad_plant_file_stops_the_launcher_before_anything_starts(tmp_path):
     assert not (tmp_path / "data").exists()
 
 
-@pytest.mark.parametrize("service", ["alarm_engine", "data_sources", "web"])
+@pytest.mark.parametrize("service", ["alarm_engine", "historian", "data_sources", "web"])
 def test_every_service_refuses_a_bad_plant_file_with_exit_code_2(tmp_path, service):
     plant = tmp_path / "plant.yaml"
     plant.write_text("sources: {plc: {kind: opcua, endpoint: 'opc.tcp://x'}}\ntags: []\n")
