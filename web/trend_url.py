@@ -57,7 +57,7 @@ def parse_trend_query(params: Mapping[str, str | None], known_tags: Container[st
     names = list(dict.fromkeys(names))
     unknown = [n for n in names if n not in known_tags]
     if unknown:
-        notes.append("No tag named " + ", ".join(f"'{n}'" for n in unknown) + ": left out.")
+        notes.append("No tag that can be trended named " + ", ".join(f"'{n}'" for n in unknown) + ": left out.")
     tags = [n for n in names if n in known_tags]
     if len(tags) > MAX_PENS:
         notes.append(f"At most {MAX_PENS} pens: {', '.join(tags[MAX_PENS:])} left out.")

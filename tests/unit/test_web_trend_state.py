@@ -113,7 +113,7 @@ def test_the_address_round_trips():
 def test_bad_addresses_are_read_as_far_as_they_can_be_with_a_note_each():
     state, notes = parse("tags=T1.level,nope,T1.level&range=2w&axes=log")
     assert state == TrendState(tags=("T1.level",)) and notes == [
-        "No tag named 'nope': left out.",
+        "No tag that can be trended named 'nope': left out.",
         "Ignored range='2w': one of 5m, 15m, 1h, 8h, 24h, 7d, 30d or custom; showing 15m.",
         "Ignored axes='log': unit or normalised."]
     state, notes = parse("tags=M1.flow&start=yesterday&end=2027-01-15T07:00:00Z")
