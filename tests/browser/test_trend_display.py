@@ -90,6 +90,8 @@ def test_pens_sit_on_their_units_axes_with_limits_setpoint_and_bad_periods(login
     page.wait_for_function("() => window.location.search.includes('axes=normalised')", timeout=LIVE_S)
     wait_for_pen(page, "T101.level", "t.yaxis === 'y2' && t.customdata && t.customdata.includes(2.0)")
     assert 40.0 in pen(page, "T101.level")["y"]  # 2.0 m of 0..5 m
+    source_heartbeats.put("T101.level", 3.0)  # extended live as a percentage, the real value beside it
+    wait_for_pen(page, "T101.level", "t.customdata.includes(3.0) && t.y.includes(60)")
 
 
 def test_pause_stops_the_live_extension_and_resume_jumps_back_to_now(login, source_heartbeats):
