@@ -7,7 +7,7 @@
  * components/live_fields.py); they are indexed whenever the page changes and
  * drawn at once from the merged state. Without a push for STALE_AFTER_MS (or
  * when the server reports Redis lost) every value is shown stale.
- * Helpers: live_tables.js builds the tag tables, live_trend.js extends the trend,
+ * Helpers: live_tables.js builds the tag tables, trend_live.js extends the trend,
  * alarm_tone.js sounds the alarm tone from the alarm rows.
  * The alarm engine's health (alarms.summary.engine, web/engine_health.py) fills every
  * [data-sl-engine-notice] element; without live data it is "unknown", never "running".

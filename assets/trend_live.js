@@ -4,7 +4,7 @@
  * - sends zooms and pans by the operator to the server, debounced (it re-queries that span);
  * - writes the trend into the address, downloads the PNG, keeps the CSV link on "now" while live.
  * x values are the browser's wall clock in ms read as UTC (web/trend_figure.py axis_x).
- * Replaces window.stacklightTrend of live_trend.js (loaded before this file): live_render.js calls
+ * Defines window.stacklightTrend: live_render.js calls
  * extend() on every push and follow() once a second.
  */
 (function () {

@@ -24,8 +24,6 @@ dash.register_page(__name__, path="/sources", name="Sources", title="Sources", o
 
 REFRESH_INTERVAL_MS = 2000
 HEADERS = ("Source", "Kind", "Address", "State", "Heartbeat", "Tags", "Counters")
-# A wrong historian figure, drawn like a stale source row (hatched, bold) and not colour alone.
-MARKED_STYLE = {"fontWeight": 700, "background": "var(--sl-hatch)", "padding": "1px 5px"}
 
 
 def layout(**_query):
@@ -96,7 +94,7 @@ def historian_panel(health: HistorianHealth, now_ms: int) -> html.Div:
                    else html.Strong(historian_health_text(health, now_ms)), className="sl-historian-text"),
             html.Table(html.Tbody([
                 html.Tr([html.Th(f.label),
-                         html.Td(html.Span("! " + f.text, className="sl-historian-marked", style=MARKED_STYLE)
+                         html.Td(html.Span("! " + f.text, className="sl-historian-marked")
                                  if f.marked else f.text)],
                         **{"data-figure": f.name, "data-marked": "1" if f.marked else "0"})
                 for f in figures

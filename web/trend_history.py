@@ -7,6 +7,7 @@ at the start in and holds a live value up to now (hold_to_now below is that rule
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -66,6 +67,8 @@ async def query_pens(runtime, tags: Sequence[Tag], setpoints: Sequence[Tag], sta
 def answer_notes(answers: Sequence[PenAnswer], utc_offset_min: int) -> list[str]:
     """What the operator should know about the answers: errors, no data, coarser history, server notes."""
     notes: list[str] = []
+    # A note every pen got alike (e.g. the historian is not writing) is said once, not per pen.
+    said = Counter(note for a in answers if a.history is not None for note in a.history.notes)
     for answer in answers:
         name, history = answer.tag.name, answer.history
         if answer.error:
@@ -84,5 +87,5 @@ def answer_notes(answers: Sequence[PenAnswer], utc_offset_min: int) -> list[str]
         elif history.downsampled:
             notes.append(f"{name}: {history.raw_count:,} samples drawn as {len(history.ts_ms):,} points "
                          "(peaks, dips and gaps kept); zoom in for every sample.")
-        notes += [f"{name}: {note}" for note in history.notes]
-    return notes
+        notes += [f"{name}: {note}" for note in history.notes if said[note] == 1]
+    return [note for note, pens in said.items() if pens > 1] + notes

@@ -205,6 +205,15 @@ def test_notes_say_what_the_answers_mean():
     ]
 
 
+def test_a_note_every_pen_got_is_said_once_first():
+    from web.trend_history import PenAnswer  # noqa: PLC0415
+
+    down = "History is not being written to disk (historian not running)"
+    notes = answer_notes([PenAnswer(LEVEL, history(LEVEL, [(0, 1.0)], notes=(down,))),
+                          PenAnswer(FLOW, history(FLOW, [(0, 2.0)], notes=(down, "older history unavailable")))], 0)
+    assert notes == [down, "M1.flow: older history unavailable"]
+
+
 def test_a_live_value_is_held_up_to_now_and_a_gap_is_not():
     assert hold_to_now([(1_000, 4.0)], 5_000) == [(1_000, 4.0), (5_000, 4.0)]
     assert hold_to_now([(1_000, 4.0), (2_000, None)], 5_000) == [(1_000, 4.0), (2_000, None)]
