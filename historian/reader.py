@@ -59,6 +59,13 @@ RETRY_PAUSES_S = (0.0, 0.01, 0.05, 0.2)
 # Decoded rollups of one tag in one compacted file (a day: 1,440 rows, 100 kB), least recently used
 # dropped beyond this: a month of eight pens is 24 MB, and a repeated trend query reads no file.
 ROLLUP_CACHE_BYTES = 64 * 2 ** 20
+# Decoded samples of one tag in one file (an hour of a 1 s tag: 3,600 rows, 72 kB; a day: 1.7 MB),
+# least recently used dropped beyond this: 24 h of eight 1 s pens is 14 MB. Files are never rewritten,
+# so a repeated query reads no file; without it every query re-parses the footers of the day's hour
+# files (4 MB each in memory for 1000 tags, too many for FOOTER_CACHE_BYTES), about 3 ms a file.
+# A tag's rows in one file bigger than an eighth of it are read by range, not kept.
+RAW_CACHE_BYTES = 96 * 2 ** 20
+_SAMPLE_ROW_BYTES = 20
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,8 @@ class HistoryReader:
         self._footer_bytes = 0
         self._rollups: OrderedDict[tuple, dict[str, np.ndarray]] = OrderedDict()
         self._rollup_bytes = 0
+        self._samples: OrderedDict[tuple[Path, int], tuple[FileIndex, dict[str, np.ndarray], int]] = OrderedDict()
+        self._sample_bytes = 0
 
     # --- the four questions ---------------------------------------------------------------------
 
@@ -217,11 +226,46 @@ class HistoryReader:
 
     # --- raw ------------------------------------------------------------------------------------
 
+    def _tag_samples(self, path: Path, index: FileIndex, position: int, start_ms: int | None,
+                     end_ms: int | None) -> dict[str, np.ndarray]:
+        """The tag's rows in one file with start_ms <= ts <= end_ms (None: unbounded), in time order:
+        sliced from its cached rows (read whole on first use), or read by range when too big to keep."""
+        if int(index.count[position]) * _SAMPLE_ROW_BYTES > RAW_CACHE_BYTES // 8:
+            return read_tags(path, index, [position], list(SAMPLE_COLUMNS), start_ms, end_ms, self._footer(path))[1]
+        cache_key = (path, position)
+        with self._lock:
+            cached = self._samples.get(cache_key)
+            if cached is not None and cached[0] is index:
+                self._samples.move_to_end(cache_key)
+                columns = cached[1]
+            else:
+                columns = None
+        if columns is None:
+            _o, columns = read_tags(path, index, [position], list(SAMPLE_COLUMNS), footer=self._footer(path))
+            if len(columns["ts_ms"]) > 1 and not np.all(np.diff(columns["ts_ms"]) >= 0):  # never written so
+                order = np.argsort(columns["ts_ms"], kind="stable")
+                columns = {c: v[order] for c, v in columns.items()}
+            size = sum(a.nbytes for a in columns.values())
+            with self._lock:
+                old = self._samples.pop(cache_key, None)
+                if old is not None:
+                    self._sample_bytes -= old[2]
+                self._samples[cache_key] = (index, columns, size)
+                self._sample_bytes += size
+                while self._sample_bytes > RAW_CACHE_BYTES and len(self._samples) > 1:
+                    _k, (_i, _c, evicted) = self._samples.popitem(last=False)
+                    self._sample_bytes -= evicted
+        ts = columns["ts_ms"]
+        a = 0 if start_ms is None else int(ts.searchsorted(start_ms, "left"))
+        b = len(ts) if end_ms is None else int(ts.searchsorted(end_ms, "right"))
+        if a == 0 and b == len(ts):
+            return columns
+        return {c: v[a:b] for c, v in columns.items()}
+
     def _raw(self, tag: str, start_ms: int, end_ms: int) -> RawSeries:
         pieces = []
         for f, index, position in self._tag_files(tag, start_ms, end_ms):
-            _owner, columns = read_tags(f.path, index, [position], list(SAMPLE_COLUMNS), start_ms, end_ms,
-                                        self._footer(f.path))
+            columns = self._tag_samples(f.path, index, position, start_ms, end_ms)
             if len(columns["ts_ms"]):
                 pieces.append(columns)
         if not pieces:
@@ -330,7 +374,12 @@ class HistoryReader:
                 break
             if index.key_min[position] >= ts_ms:
                 continue
-            sample = _last_row_before(f.path, index, position, ts_ms, self._footer(f.path))
+            if int(index.count[position]) * _SAMPLE_ROW_BYTES <= RAW_CACHE_BYTES // 8:
+                columns = self._tag_samples(f.path, index, position, None, ts_ms - 1)
+                sample = (None if not len(columns["ts_ms"]) else
+                          (int(columns["ts_ms"][-1]), float(columns["value"][-1]), int(columns["quality"][-1])))
+            else:
+                sample = _last_row_before(f.path, index, position, ts_ms, self._footer(f.path))
             if sample is not None and (best is None or sample[0] > best[0]):
                 best = sample
         return best

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from domain.quality import quality_from_code
@@ -43,3 +44,13 @@ def tag_value_from_dict(tag: str, d: dict[str, Any]) -> TagValue:
 
 def decode_tag_value(tag: str, raw: str | bytes) -> TagValue:
     return tag_value_from_dict(tag, json.loads(raw))
+
+
+def decode_tag_dicts(raws: Sequence[str | bytes]) -> list[dict[str, Any]]:
+    """Many encoded TagValues at once, as the dicts tag_value_to_dict makes: one json.loads over the
+    joined entries (a history page of thousands), a fraction of the cost of decode_tag_value each."""
+    if not raws:
+        return []
+    if all(isinstance(raw, bytes) for raw in raws):
+        return json.loads(b"[" + b",".join(raws) + b"]")
+    return json.loads("[" + ",".join(raw.decode() if isinstance(raw, bytes) else raw for raw in raws) + "]")

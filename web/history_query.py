@@ -5,9 +5,14 @@ The two tiers:
 - disk: historian.reader.HistoryReader over <data_dir> (raw samples, 1-minute rollups), read in a
   worker thread; missing or failing, the query answers from Redis alone and says so in `notes`.
 - recent: the Redis stream sl:hist:<tag>, whose ids are receive times; it is read by id from
-  start - RECEIVE_SKEW_MS to end + RECEIVE_SKEW_MS and filtered by source time.
+  start - RECEIVE_SKEW_MS to end + RECEIVE_SKEW_MS and filtered by source time. When the disk tier
+  answered with samples, only what the disk cannot have yet is read: from (its newest sample's time -
+  RECEIVE_SKEW_MS). The historian writes the feed in order, so every sample of the tag missing from
+  its files was received after that newest one; a historian that is down or behind has files that
+  end earlier, and Redis is read from earlier with them. The disk read comes first for that reason.
 Samples present in both (the historian copies the same feed) appear once: exact duplicates (same
-source time, value and quality) are dropped, everything else is kept.
+source time, value and quality) are dropped, everything else is kept; only the time span the two
+tiers share is compared.
 
 Resolution rule: when the disk tier estimates at most RAW_BUDGET_PER_PEN samples in the range, the
 whole range is raw. Otherwise the newest part that fits the budget (by the estimate, assuming an even
@@ -38,7 +43,8 @@ from domain.config_model import DataType, Tag
 from domain.downsampling import downsample, rollup_points
 from domain.freshness import Freshness
 from tag_store import keys
-from tag_store.codec import decode_tag_value
+from domain.quality import quality_from_code
+from tag_store.codec import decode_tag_dicts
 from web.historian_health import flush_interval_of, historian_health_note, read_historian_health
 
 log = logging.getLogger(__name__)
@@ -141,47 +147,72 @@ def check_range(tag: Tag, start_ms: int, end_ms: int) -> None:
 
 # --- the recent tier: Redis ---------------------------------------------------------------------
 
-def _decode(tag: Tag, raw: bytes | str, names: dict[int, str]) -> tuple[int, float, int]:
-    tv = decode_tag_value(tag.name, raw)
-    names.setdefault(tv.quality.code, tv.quality.name)
-    value = tv.value
-    if tv.quality.is_bad or isinstance(value, str) or value is None:
-        return tv.source_time_ms, float("nan"), tv.quality.code
-    return tv.source_time_ms, float(value), tv.quality.code  # a bool is 1.0 / 0.0
+def decode_entries(raws: list[bytes | str], names: dict[int, str]) -> Samples:
+    """sl:hist entries (tag_store.codec's JSON) as Samples in entry order, all at once: a Bad sample's,
+    a text's and a missing value are NaN, a bool is 1.0 / 0.0; names gets each quality code's name."""
+    if not raws:
+        return Samples.empty()
+    dicts = decode_tag_dicts(raws)
+    ts = np.fromiter((d["ts"] for d in dicts), np.int64, len(dicts))
+    codes = np.fromiter((d["q"] for d in dicts), np.int64, len(dicts)) & 0xFFFFFFFF
+    values = [d.get("v") for d in dicts]
+    if any(type(v) is str for v in values):  # noqa: E721 - exact type is the fast test; subclasses below
+        values = [None if isinstance(v, str) else v for v in values]
+    value = np.array(values, dtype=np.float64)  # None -> NaN
+    unique, first = np.unique(codes, return_index=True)
+    bad = []
+    for code, at in zip(unique.tolist(), first.tolist()):
+        quality = quality_from_code(code, dicts[at].get("qn"))
+        names.setdefault(quality.code, quality.name)
+        if quality.is_bad:
+            bad.append(code)
+    if bad:
+        value[np.isin(codes, bad)] = np.nan
+    return Samples(ts, value, codes.astype(np.uint32), names)
 
 
-async def read_recent(redis: aioredis.Redis, tag: Tag, start_ms: int, end_ms: int,
-                      max_entries: int) -> tuple[Samples, tuple[int, float, int] | None, bool]:
+def _entry_data(entries: list) -> list[bytes | str]:
+    return [raw for _id, fields in entries if (raw := fields.get(b"d") or fields.get("d")) is not None]
+
+
+async def read_recent(redis: aioredis.Redis, tag: Tag, start_ms: int, end_ms: int, max_entries: int,
+                      *, disk_newest_ms: int | None = None,
+                      ) -> tuple[Samples, tuple[int, float, int] | None, bool]:
     """Samples with source times in [start_ms, end_ms], the last one before start_ms (carry-in),
-    and whether max_entries cut the read short (the oldest part is then kept, the newest missing)."""
+    and whether max_entries cut the read short (the oldest part is then kept, the newest missing).
+
+    disk_newest_ms: the time of a sample of the tag the disk tier returned (its newest): entries
+    received RECEIVE_SKEW_MS before it and earlier are on disk, so neither they nor a carry-in
+    before them are read (see the module docstring)."""
     key = keys.history(tag.name)
     low_id = max(0, start_ms - RECEIVE_SKEW_MS)
-    cursor, rows, names, truncated = str(low_id), [], {}, False
+    on_disk_before = disk_newest_ms is not None and disk_newest_ms - RECEIVE_SKEW_MS > low_id
+    if on_disk_before:
+        low_id = disk_newest_ms - RECEIVE_SKEW_MS
+    cursor, raws, names, truncated = str(low_id), [], {}, False
     while True:
         page = await redis.xrange(key, min=cursor, max=str(end_ms + RECEIVE_SKEW_MS), count=REDIS_PAGE)
-        for _id, fields in page:
-            raw = fields.get(b"d") or fields.get("d")
-            if raw is not None:
-                rows.append(_decode(tag, raw, names))
+        raws.extend(_entry_data(page))
         if len(page) < REDIS_PAGE:
             break
-        if len(rows) >= max_entries:
+        if len(raws) >= max_entries:
             truncated = True
             break
         last_id = page[-1][0]
         cursor = "(" + (last_id.decode() if isinstance(last_id, bytes) else last_id)
-    carry = [r for r in rows if r[0] < start_ms]
-    if low_id > 0:
-        older = await redis.xrevrange(key, max=f"({low_id}", count=1)
-        for _id, fields in older:
-            raw = fields.get(b"d") or fields.get("d")
-            if raw is not None and (sample := _decode(tag, raw, names))[0] < start_ms:
-                carry.append(sample)
+    samples = decode_entries(raws, names)
+    carry = []
+    before = np.flatnonzero(samples.ts_ms < start_ms)
+    if len(before):
+        at = before[np.argmax(samples.ts_ms[before])]  # the first of the newest (as max() picked)
+        carry.append((int(samples.ts_ms[at]), float(samples.value[at]), int(samples.quality[at])))
+    if low_id > 0 and not on_disk_before:
+        older = decode_entries(_entry_data(await redis.xrevrange(key, max=f"({low_id}", count=1)), names)
+        if len(older) and older.ts_ms[0] < start_ms:
+            carry.append((int(older.ts_ms[0]), float(older.value[0]), int(older.quality[0])))
     carried = max(carry, key=lambda r: r[0]) if carry else None
-    if not rows:
+    if not len(samples):
         return Samples.empty(), carried, truncated
-    ts, value, quality = (np.array(c) for c in zip(*rows))
-    samples = Samples(ts.astype(np.int64), value.astype(np.float64), quality.astype(np.uint32), names)
     return sort_and_dedupe(samples).between(start_ms, end_ms), carried, truncated
 
 
@@ -248,7 +279,9 @@ def read_disk(reader: DiskTier, tag: str, start_ms: int, end_ms: int, raw_budget
             # Past the last rollup minute (a historian that was down) raw samples, e.g. Redis's, fill in.
             raw_from_ms = max(start_ms, min(cut_ms, covered_to))
     raw = series_samples(reader.raw(tag, raw_from_ms, end_ms)).between(raw_from_ms, end_ms)
-    carried = reader.last_sample_before(tag, start_ms)
+    first_ms = int(rollup_ts[0]) if len(rollup_ts) else int(raw.ts_ms[0]) if len(raw) else None
+    # The value in force at start_ms is only drawn when no sample lies at start_ms.
+    carried = reader.last_sample_before(tag, start_ms) if first_ms != start_ms else None
     return DiskPart(raw, rollup_ts, rollup_values, bad_periods, raw_from_ms,
                     tuple(carried) if carried is not None else None)
 
@@ -305,13 +338,35 @@ def sort_and_dedupe(samples: Samples) -> Samples:
     return Samples(ts[keep], value[keep], quality[keep], samples.names)
 
 
-def merge(*parts: Samples) -> Samples:
-    names: dict[int, str] = {}
-    for part in parts:
-        names.update(part.names)
-    return sort_and_dedupe(Samples(np.concatenate([p.ts_ms for p in parts]),
-                                   np.concatenate([p.value for p in parts]),
-                                   np.concatenate([p.quality for p in parts]), names))
+def _concat(parts: list[Samples], names: dict[int, str]) -> Samples:
+    return Samples(np.concatenate([p.ts_ms for p in parts]), np.concatenate([p.value for p in parts]),
+                   np.concatenate([p.quality for p in parts]), names)
+
+
+def _ordered(samples: Samples) -> Samples:
+    """Strictly increasing times as they are; anything else sorted and deduped."""
+    ts = samples.ts_ms
+    return samples if len(ts) < 2 or np.all(ts[1:] > ts[:-1]) else sort_and_dedupe(samples)
+
+
+def merge(first: Samples, second: Samples) -> Samples:
+    """sort_and_dedupe(first + second), comparing only the time span both tiers hold: each tier is in
+    order and without duplicates on its own, so outside that span nothing can be a duplicate."""
+    names = {**first.names, **second.names}
+    first, second = _ordered(first), _ordered(second)
+    if not len(first) or not len(second):
+        only = first if len(first) else second
+        return Samples(only.ts_ms, only.value, only.quality, names)
+    lo = max(int(first.ts_ms[0]), int(second.ts_ms[0]))
+    hi = min(int(first.ts_ms[-1]), int(second.ts_ms[-1]))
+    if lo > hi:  # apart: one after the other
+        parts = [first, second] if first.ts_ms[0] < second.ts_ms[0] else [second, first]
+        return _concat(parts, names)
+    cuts = [(int(p.ts_ms.searchsorted(lo, "left")), int(p.ts_ms.searchsorted(hi, "right"))) for p in (first, second)]
+    slices = [[Samples(p.ts_ms[a:b], p.value[a:b], p.quality[a:b]) for a, b in ((0, x), (x, y), (y, len(p)))]
+              for p, (x, y) in zip((first, second), cuts)]
+    shared = sort_and_dedupe(_concat([slices[0][1], slices[1][1]], names))
+    return _concat([slices[0][0], slices[1][0], shared, slices[0][2], slices[1][2]], names)
 
 
 def quality_periods(ts_ms: np.ndarray, flagged: np.ndarray, until_ms: int) -> list[tuple[int, int]]:
@@ -353,11 +408,15 @@ async def query_history(runtime, tag: Tag, start_ms: int, end_ms: int, max_point
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     reader = reader if reader is not None else disk_tier_of(runtime)
     recent_limit = 2 * runtime.config.history_samples_per_tag + REDIS_PAGE
-    (disk, disk_note), (recent, recent_carry, truncated), historian_note = await asyncio.gather(
-        read_disk_or_note(reader, tag.name, start_ms, end_ms, RAW_BUDGET_PER_PEN),
-        read_recent(runtime.redis, tag, start_ms, end_ms, recent_limit),
-        historian_note_of(runtime, now_ms),
-    )
+
+    async def read_tiers():
+        disk, disk_note = await read_disk_or_note(reader, tag.name, start_ms, end_ms, RAW_BUDGET_PER_PEN)
+        newest_ms = int(disk.raw.ts_ms[-1]) if disk is not None and len(disk.raw) else None
+        return disk, disk_note, await read_recent(runtime.redis, tag, start_ms, end_ms, recent_limit,
+                                                  disk_newest_ms=newest_ms)
+
+    (disk, disk_note, (recent, recent_carry, truncated)), historian_note = await asyncio.gather(
+        read_tiers(), historian_note_of(runtime, now_ms))
     notes = [n for n in (historian_note, disk_note) if n]
     if truncated:
         notes.append(f"the recent tier was read up to its limit of {recent_limit} samples")

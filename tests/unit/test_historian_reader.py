@@ -171,3 +171,41 @@ def test_the_web_disk_tier_draws_from_these_rollups_and_raw_samples(tmp_path):
     assert part.carried == (BASE, 0.0, 0)
     ts, values = rollup_points(reader.rollup("A", BASE, BASE + HOUR - 1))
     assert len(ts) == 120 and values.min() == 0.0 and values.max() == 3_599.0
+
+
+def test_a_repeated_read_reads_no_file_and_new_files_are_seen_at_once(tmp_path, monkeypatch):
+    import historian.reader as reader_module
+
+    write_compacted(tmp_path, every_second("A", BASE, 7_200))
+    reader = HistoryReader(tmp_path)
+    first = reader.raw("A", BASE + 1_000, BASE + 5_000_000)
+    reads: list[str] = []
+    original = reader_module.read_tags
+    monkeypatch.setattr(reader_module, "read_tags",
+                        lambda path, *a, **k: reads.append(path.name) or original(path, *a, **k))
+
+    again = reader.raw("A", BASE + 1_000, BASE + 5_000_000)
+    assert again.ts_ms.tolist() == first.ts_ms.tolist() == list(range(BASE + 1_000, BASE + 5_000_001, 1_000))
+    assert reads == []
+    assert reader.last_sample_before("A", BASE + 4_000_500) == (BASE + 4_000_000, 4_000.0, 0) and reads == []
+    write_segment(tmp_path, rows(("A", BASE + 3_000_500, 99.0, 0)), "9-0")  # a late sample
+    late = reader.raw("A", BASE + 3_000_000, BASE + 3_001_000)
+    assert late.ts_ms.tolist() == [BASE + 3_000_000, BASE + 3_000_500, BASE + 3_001_000] and len(reads) == 1
+
+
+def test_a_tag_too_big_to_keep_is_read_by_range_with_the_same_answer(tmp_path, monkeypatch):
+    import historian.reader as reader_module
+
+    write_compacted(tmp_path, every_second("A", BASE, 7_200))
+    kept = HistoryReader(tmp_path)
+    ranges = ((BASE, BASE + 2 * HOUR), (BASE + 1_500, BASE + 3_700_000), (BASE + 10, BASE + 20))
+    want = [kept.raw("A", start, end) for start, end in ranges]
+    want_before = kept.last_sample_before("A", BASE + HOUR + 500)
+    assert kept._samples
+    monkeypatch.setattr(reader_module, "RAW_CACHE_BYTES", 8 * 20 * 100)  # 100 rows
+    by_range = HistoryReader(tmp_path)
+    for (start, end), a in zip(ranges, want):
+        b = by_range.raw("A", start, end)
+        assert a.ts_ms.tolist() == b.ts_ms.tolist() and a.value.tolist() == b.value.tolist()
+    assert by_range.last_sample_before("A", BASE + HOUR + 500) == want_before == (BASE + HOUR, 3_600.0, 0)
+    assert not by_range._samples

@@ -12,9 +12,11 @@ import pytest
 
 import web.history_query as history_query
 from domain.config_model import DataType
-from domain.quality import BAD_NO_COMMUNICATION, GOOD, UNCERTAIN
+from domain.quality import BAD_NO_COMMUNICATION, GOOD, UNCERTAIN, quality_from_code
 from domain.tag_value import TagValue
 from historian.heartbeat import HistorianStatus, write_heartbeat
+from tag_store import keys
+from tag_store.codec import encode_tag_value
 from tag_store.writer import TagStoreWriter
 from tests.unit.web_plant import small_plant
 from web.history_csv import raw_history_csv
@@ -306,3 +308,107 @@ async def test_a_pen_history_is_drawn_as_trend_points(redis_client):
     await put(redis_client, [good("T1.level", 1.0, base), good("T1.level", None, base + 1, BAD_NO_COMMUNICATION)])
     history = await query_history(runtime_for(redis_client), LEVEL, base, base + 5, live=False, reader=FakeDisk())
     assert pen_points(history) == [(base, 1.0), (base + 1, None)]
+
+
+# --- what the recent tier reads when the disk tier answered -------------------------------------
+
+async def xadd_at_source_time(redis_client, tag: str, samples: list[tuple[int, float]]) -> None:
+    """sl:hist entries as the writer leaves them, received at their source time (entry id)."""
+    pipe = redis_client.pipeline(transaction=False)
+    for t, v in samples:
+        pipe.xadd(keys.history(tag), {"d": encode_tag_value(good(tag, v, t))}, id=f"{t}-0")
+    await pipe.execute()
+
+
+def counting_decodes(monkeypatch) -> list[int]:
+    decoded: list[int] = []
+    original = history_query.decode_entries
+
+    def counting(raws, names):
+        decoded.append(len(raws))
+        return original(raws, names)
+
+    monkeypatch.setattr(history_query, "decode_entries", counting)
+    return decoded
+
+
+async def test_redis_is_read_only_from_the_disks_newest_sample_minus_the_receive_skew(redis_client, monkeypatch):
+    skew = history_query.RECEIVE_SKEW_MS
+    start = now_ms() - 3_600_000
+    every = [(start + i * 1_000, float(i % 29)) for i in range(3_600)]
+    disk = FakeDisk({"T1.level": [(t, v, 0) for t, v in every[:3_000]]})  # the historian is 10 min behind
+    await xadd_at_source_time(redis_client, "T1.level", every)
+    decoded = counting_decodes(monkeypatch)
+    history = await query_history(runtime_for(redis_client), LEVEL, start, start + 3_600_000, 5_000,
+                                  live=False, reader=disk)
+    assert history.ts_ms == [t for t, _ in every] and history.values == [v for _, v in every]
+    newest_on_disk = every[2_999][0]
+    assert sum(decoded) == sum(1 for t, _ in every if t >= newest_on_disk - skew) < len(every)
+
+
+async def test_a_historian_down_for_hours_leaves_redis_read_from_where_its_files_end(redis_client, monkeypatch):
+    start = now_ms() - 4 * 3_600_000
+    every = [(start + i * 10_000, float(i % 13)) for i in range(4 * 360)]
+    # The files end 3 h ago (the historian stopped); Redis holds the last 3.5 h.
+    disk = FakeDisk({"T1.level": [(t, v, 0) for t, v in every[:360]]})
+    await xadd_at_source_time(redis_client, "T1.level", every[180:])
+    decoded = counting_decodes(monkeypatch)
+    history = await query_history(runtime_for(redis_client), LEVEL, start, start + 4 * 3_600_000, 5_000,
+                                  live=False, reader=disk)
+    assert history.ts_ms == [t for t, _ in every] and history.values == [v for _, v in every]
+    assert sum(decoded) == len(every) - (359 - 60)  # from 10 min (60 samples) before the files' end
+    # Without a disk tier (or a failing one) all of Redis's range is read.
+    decoded.clear()
+    history = await query_history(runtime_for(redis_client), LEVEL, start, start + 4 * 3_600_000, 5_000,
+                                  live=False, reader=BrokenDisk({}))
+    assert history.ts_ms == [t for t, _ in every[180:]] and sum(decoded) == len(every) - 180
+
+
+async def test_the_value_in_force_is_looked_up_only_when_nothing_lies_at_the_start(redis_client):
+    base = now_ms() - 200_000
+
+    class CountingDisk(FakeDisk):
+        lookups = 0
+
+        def last_sample_before(self, tag, ts_ms):
+            CountingDisk.lookups += 1
+            return super().last_sample_before(tag, ts_ms)
+
+    disk = CountingDisk({"T1.level": [(base - 5_000, 3.0, 0), (base, 4.0, 0), (base + 5_000, 5.0, 0)]})
+    history = await query_history(runtime_for(redis_client), LEVEL, base, base + 10_000, live=False, reader=disk)
+    assert history.ts_ms == [base, base + 5_000] and CountingDisk.lookups == 0
+    history = await query_history(runtime_for(redis_client), LEVEL, base + 1, base + 10_000, live=False,
+                                  reader=disk)
+    assert history.ts_ms == [base + 1, base + 5_000] and history.values == [4.0, 5.0]
+    assert CountingDisk.lookups == 1
+
+
+def test_merge_compares_only_the_shared_span_and_equals_a_full_sort_and_dedupe():
+    rng = np.random.default_rng(6)
+    for _ in range(200):
+        parts = []
+        for _tier in range(2):
+            n = int(rng.integers(0, 40))
+            ts = np.sort(rng.integers(0, 60, n)).astype(np.int64) + int(rng.integers(0, 40))
+            value = rng.choice([1.0, 2.0, NAN], n)
+            quality = rng.choice([0, BAD], n).astype(np.uint32)
+            parts.append(history_query.Samples(ts, value, quality, {0: "good"}))
+        got = history_query.merge(*parts)
+        want = history_query.sort_and_dedupe(history_query._concat(parts, {}))
+        assert got.ts_ms.tolist() == want.ts_ms.tolist() and got.quality.tolist() == want.quality.tolist()
+        assert np.array_equal(got.value, want.value, equal_nan=True) and got.names == {0: "good"}
+
+
+def test_entries_decode_at_once_as_one_by_one():
+    odd = quality_from_code(0x80AB0000, "Bad_Vendor")
+    samples = [TagValue("X", 1.5, GOOD, 10, 11), TagValue("X", True, GOOD, 20, 21),
+               TagValue("X", "text", GOOD, 30, 31), TagValue("X", None, GOOD, 40, 41),
+               TagValue("X", 7, BAD_NO_COMMUNICATION, 50, 51), TagValue("X", 2.0, UNCERTAIN, 60, 61),
+               TagValue("X", 3.0, odd, 70, 71), TagValue("X", False, GOOD, 80, 80, True)]
+    names: dict[int, str] = {}
+    got = history_query.decode_entries([encode_tag_value(tv).encode() for tv in samples], names)
+    assert got.ts_ms.tolist() == [10, 20, 30, 40, 50, 60, 70, 80]
+    assert np.array_equal(got.value, [1.5, 1.0, NAN, NAN, NAN, 2.0, NAN, 0.0], equal_nan=True)
+    assert got.quality.tolist() == [tv.quality.code for tv in samples]
+    assert names == {tv.quality.code: tv.quality.name for tv in samples}
+    assert history_query.decode_entries([encode_tag_value(samples[0])], {}).value.tolist() == [1.5]  # str
