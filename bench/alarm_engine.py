@@ -172,7 +172,8 @@ def feed(redis_url: str, plan_file: Path, updates_per_s: float, batch_tags: int,
             changes = "{" + ",".join(f"{json.dumps(tag)}:{value}" for tag, value in latest.items()) + "}"
             pipe = client.pipeline(transaction=False)
             pipe.hset(keys.LATEST, mapping=latest)
-            pipe.xadd(keys.CHANGES, {"b": changes}, maxlen=keys.CHANGES_MAXLEN, approximate=True)
+            pipe.xadd(keys.CHANGES, {"b": changes}, maxlen=keys.feed_maxlen(keys.CHANGES_BUDGET_SAMPLES, len(latest)),
+                      approximate=True)
             entry_id = pipe.execute()[1].decode()
             log.write(f"B {entry_id} {len(latest)}\n"
                       + "".join(f"X {entry_id} {tag} {value!r}\n" for tag, value in crossings))

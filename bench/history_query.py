@@ -389,12 +389,13 @@ async def memory_point(client, pen: str, simulated_s: int, samples: int, histori
     return MemoryPoint(simulated_s, samples, int(info["used_memory"]), hist, sample_entries, change_entries, behind)
 
 
-def plateau(series: list[MemoryPoint], cap: int) -> list[MemoryPoint]:
+def plateau(series: list[MemoryPoint], cap: int, batch_samples: int) -> list[MemoryPoint]:
     """The points of the second half of the run taken after every stream had reached its cap."""
     from tag_store import keys  # noqa: PLC0415
 
-    full = [i for i, p in enumerate(series) if p.hist_entries >= cap and p.samples_entries >= keys.SAMPLES_MAXLEN
-            and p.changes_entries >= keys.CHANGES_MAXLEN]
+    full = [i for i, p in enumerate(series) if p.hist_entries >= cap
+            and p.samples_entries >= keys.feed_maxlen(keys.SAMPLES_BUDGET_SAMPLES, batch_samples)
+            and p.changes_entries >= keys.feed_maxlen(keys.CHANGES_BUDGET_SAMPLES, batch_samples)]
     if not full:
         return []
     return [p for p in series[full[0] + 1:] if p.simulated_s >= series[-1].simulated_s / 2]
@@ -406,14 +407,14 @@ def report_memory(series: list[MemoryPoint], tags: int, batch_samples: int, cap:
     last = series[-1]
     print(f"  Redis memory: {tags:,} tags x {last.simulated_s / 3600:g} simulated h ({last.samples:,} samples "
           f"written in {took_s:.0f} s, {last.samples / took_s:,.0f}/s), writer batches of {batch_samples} "
-          f"samples; caps: sl:hist:<tag> {cap:,}, sl:changes and sl:samples in entries (tag_store/keys.py)")
+          f"samples; caps: sl:hist:<tag> {cap:,}, sl:changes and sl:samples in samples (tag_store/keys.py)")
     print(f"  {'simulated':>10} {'samples':>12} {'used_memory MB':>15} {'sl:hist:<tag>':>14} {'sl:samples':>11} "
           f"{'sl:changes':>11} {'historian behind':>17}")
     for point in series:
         behind = {None: "-", -1: "unknown"}.get(point.historian_behind) or f"{point.historian_behind:,} entries"
         print(f"  {point.simulated_s / 3600:>9.2f}h {point.samples:>12,} {point.used_bytes / 2**20:>15,.1f} "
               f"{point.hist_entries:>14,} {point.samples_entries:>11,} {point.changes_entries:>11,} {behind:>17}")
-    flat = plateau(series, cap)
+    flat = plateau(series, cap, batch_samples)
     if len(flat) < 3:
         print("  flat: not known: fewer than 3 points in the second half after every stream reached its cap "
               "(a longer --memory-hours)")

@@ -7,11 +7,36 @@ PREFIX = "sl:"
 LATEST = PREFIX + "latest"
 # Stream: one entry per published batch, field "b" = JSON {tag: encoded value}. Fan-out feed.
 CHANGES = PREFIX + "changes"
-CHANGES_MAXLEN = 10_000
 # Stream: one entry per written batch with EVERY sample of it (CHANGES keeps only the newest per tag),
 # field "s" = JSON [[tag, encoded value], ...]. The historian's feed; capped, it follows by cursor.
 SAMPLES = PREFIX + "samples"
-SAMPLES_MAXLEN = 5_000
+
+# Both feeds are capped by the samples they hold (for CHANGES: tag changes), not by their entries:
+# an entry is one written batch, 1 to 5,000 samples, and a cap in entries made Redis memory depend on
+# how the sources batch (1,000 tags, OPC UA publishes of 1,000 samples: 1.26 GB for the two feeds at
+# caps of 10,000 and 5,000 entries). The writer gives every XADD the approximate MAXLEN that keeps
+# the newest entries whose samples fit the budget (tag_store/writer.py FeedCap; for entries all of one
+# size that is feed_maxlen below). At 80-100 B a sample each budget is 16-19 MB of Redis.
+# 200,000 samples is 200 s of a plant of 1,000 tags changing every second (20 s at 10,000 samples/s):
+# a restart of the alarm engine or the historian of a few tens of seconds resumes from the feed
+# instead of re-judging the current values (alarm engine) or backfilling from sl:hist:<tag>
+# (historian); the historian reads ~20,000 samples at a time, a tenth of it.
+CHANGES_BUDGET_SAMPLES = 200_000
+SAMPLES_BUDGET_SAMPLES = 200_000
+# However large its entries, a feed keeps at least this many (readers count in entries); above
+# budget / FEED_MIN_ENTRIES samples an entry (4,000) a feed may hold a little more than its budget.
+FEED_MIN_ENTRIES = 50
+
+
+def feed_maxlen(budget_samples: int, samples_in_entry: int) -> int:
+    """The entries a feed holds when every entry holds samples_in_entry samples."""
+    return max(FEED_MIN_ENTRIES, budget_samples // max(samples_in_entry, 1))
+
+
+# The most entries each feed ever holds (entries of one sample each), for readers that count entries.
+CHANGES_MAXLEN = feed_maxlen(CHANGES_BUDGET_SAMPLES, 1)
+SAMPLES_MAXLEN = feed_maxlen(SAMPLES_BUDGET_SAMPLES, 1)
+
 # Hash per source: state, detail, heartbeat_ms (see source_status.py).
 SOURCE_STATUS_PATTERN = PREFIX + "source:*"
 # Stream: alarm engine operator commands (acknowledge ...), answered in ACTION_RESULT.

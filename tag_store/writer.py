@@ -3,7 +3,8 @@
 Sources call submit() from their receive loops (never blocking); run() flushes
 every flush_interval_s, one pipeline per batch: one script call that XADDs each
 sample to its tag's history, HSET of all latest values, one XADD of the newest
-value per tag to CHANGES and one of every sample to SAMPLES (the historian's feed).
+value per tag to CHANGES and one of every sample to SAMPLES (the historian's feed), each
+capped by the samples it holds (FeedCap; the budgets in tag_store/keys.py).
 """
 from __future__ import annotations
 
@@ -31,6 +32,48 @@ for i = 1, #KEYS do
 end
 return #KEYS
 """
+
+
+class FeedCap:
+    """The approximate MAXLEN of each XADD to one feed, so that it holds about its budget of samples.
+
+    The newest entries whose samples, with the new entry's, fit the budget: counted from the sizes of
+    the entries this writer wrote, not by dividing the budget by the new entry's size alone (sizes
+    vary: after a burst of large batches, a trickle of small ones would keep the large entries while
+    the cap grew). Entries older than this writer (a restart) are taken to be the new entry's size.
+    Never fewer than keys.FEED_MIN_ENTRIES entries.
+    """
+
+    def __init__(self) -> None:
+        # Samples of each of this writer's entries the feed may still hold, oldest first.
+        self._held: deque[int] = deque()
+        self._held_samples = 0
+        self._trimmed_own = False  # once one of ours is trimmed out, so is everything older
+
+    def maxlen(self, budget_samples: int, samples_in_entry: int) -> int:
+        """MAXLEN for the next entry; nothing changes until written() says it is in the feed."""
+        return max(keys.FEED_MIN_ENTRIES, self._fit(budget_samples, samples_in_entry)[0])
+
+    def written(self, budget_samples: int, samples_in_entry: int) -> None:
+        # The floor keeps some that the budget would trim.
+        trimmed = max(0, min(self._fit(budget_samples, samples_in_entry)[1],
+                             len(self._held) + 1 - keys.FEED_MIN_ENTRIES))
+        for _ in range(trimmed):
+            self._held_samples -= self._held.popleft()
+            self._trimmed_own = True
+        self._held.append(samples_in_entry)
+        self._held_samples += samples_in_entry
+
+    def _fit(self, budget_samples: int, samples_in_entry: int) -> tuple[int, int]:
+        """(entries the feed may hold with the new one, how many of this writer's held ones go)."""
+        total, trimmed = self._held_samples + samples_in_entry, 0
+        while total > budget_samples and trimmed < len(self._held):
+            total -= self._held[trimmed]
+            trimmed += 1
+        entries = len(self._held) - trimmed + 1
+        if not trimmed and not self._trimmed_own:  # room left for entries written before this writer
+            entries += (budget_samples - total) // max(samples_in_entry, 1)
+        return entries, trimmed
 
 
 @dataclass(slots=True)
@@ -65,6 +108,8 @@ class TagStoreWriter:
         self._wakeup = asyncio.Event()
         self._redis_down = False
         self._stopping = False
+        self._changes_cap = FeedCap()
+        self._samples_cap = FeedCap()
         self.stats = WriterStats()
 
     @property
@@ -132,9 +177,12 @@ class TagStoreWriter:
         pipe.hset(keys.LATEST, mapping=latest)
         # The encoded values are JSON already: the change entry is assembled, not re-encoded.
         changes = "{" + ",".join(f"{json.dumps(tag)}:{value}" for tag, value in latest.items()) + "}"
-        pipe.xadd(keys.CHANGES, {"b": changes}, maxlen=keys.CHANGES_MAXLEN, approximate=True)
+        # Each feed is capped by the samples it holds, whatever the batch size (tag_store/keys.py).
+        pipe.xadd(keys.CHANGES, {"b": changes}, approximate=True,
+                  maxlen=self._changes_cap.maxlen(keys.CHANGES_BUDGET_SAMPLES, len(latest)))
         samples = "[" + ",".join(f"[{json.dumps(tv.tag)},{value}]" for tv, value in zip(batch, encoded)) + "]"
-        pipe.xadd(keys.SAMPLES, {"s": samples}, maxlen=keys.SAMPLES_MAXLEN, approximate=True)
+        pipe.xadd(keys.SAMPLES, {"s": samples}, approximate=True,
+                  maxlen=self._samples_cap.maxlen(keys.SAMPLES_BUDGET_SAMPLES, count))
         try:
             await pipe.execute()
         except (RedisError, OSError) as exc:
@@ -146,6 +194,8 @@ class TagStoreWriter:
         if self._redis_down:
             log.info("Redis is back; writing buffered samples")
             self._redis_down = False
+        self._changes_cap.written(keys.CHANGES_BUDGET_SAMPLES, len(latest))
+        self._samples_cap.written(keys.SAMPLES_BUDGET_SAMPLES, count)
         for _ in range(count):
             self._pending.popleft()
         self.stats.written += count

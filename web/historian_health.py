@@ -28,15 +28,16 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from historian.heartbeat import HistorianState, read_heartbeat
-from tag_store.keys import SAMPLES_MAXLEN
+from tag_store.keys import SAMPLES_BUDGET_SAMPLES
 from web.engine_health import duration_text
 
 HEARTBEAT_TIMEOUT_MS = 5_000
 # Behind: samples buffered and no write for this many flush intervals (at least BEHIND_MIN_MS) ...
 BEHIND_FLUSH_INTERVALS = 3
 BEHIND_MIN_MS = 10_000
-# ... or this many feed entries not on disk: half of what sl:samples holds before it trims.
-BEHIND_AFTER_ENTRIES = SAMPLES_MAXLEN // 2
+# ... or this many feed entries not on disk: half of what sl:samples holds in entries of 40 samples (it
+# holds SAMPLES_BUDGET_SAMPLES samples, tag_store/keys.py); larger entries fall off the feed sooner (backfilled).
+BEHIND_AFTER_ENTRIES = SAMPLES_BUDGET_SAMPLES // 40 // 2
 DEFAULT_FLUSH_INTERVAL_S = 2.0
 
 
