@@ -209,3 +209,21 @@ def test_a_tag_too_big_to_keep_is_read_by_range_with_the_same_answer(tmp_path, m
         assert a.ts_ms.tolist() == b.ts_ms.tolist() and a.value.tolist() == b.value.tolist()
     assert by_range.last_sample_before("A", BASE + HOUR + 500) == want_before == (BASE + HOUR, 3_600.0, 0)
     assert not by_range._samples
+
+
+def test_a_file_opened_for_one_pen_yields_the_rows_of_the_others_asked_for_with_it(tmp_path, monkeypatch):
+    import historian.reader as reader_module
+
+    parts = [every_second("A", BASE, 3_600), every_second("B", BASE, 3_600, 0.5), every_second("C", BASE, 3_600)]
+    write_compacted(tmp_path, SampleRows(*(np.concatenate([getattr(p, c) for p in parts])
+                                           for c in ("tag", "ts_ms", "value", "quality"))))
+    reader = HistoryReader(tmp_path)
+    reads: list[str] = []
+    original = reader_module.read_tags
+    monkeypatch.setattr(reader_module, "read_tags",
+                        lambda path, *a, **k: reads.append(path.name) or original(path, *a, **k))
+    assert reader.count_estimate("A", BASE, BASE + HOUR) == reader.count_estimate("B", BASE, BASE + HOUR) == 3_600
+    a = reader.raw("A", BASE + 1_000, BASE + 2_000)
+    b = reader.raw("B", BASE + 1_000, BASE + 2_000)
+    assert a.value.tolist() == [1.0, 2.0] and b.value.tolist() == [1.5, 2.5] and len(reads) == 1
+    assert reader.raw("C", BASE, BASE + 1_000).value.tolist() == [0.0, 1.0] and len(reads) == 2  # not asked before
