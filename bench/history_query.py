@@ -24,9 +24,10 @@ Then, for 8 pens over the last --hours hours and over the last --days days, in t
 Then (unless --skip-memory) Redis memory: the real TagStoreWriter writes every tag once per simulated
 second, as fast as it goes (the clock compressed), and INFO memory is sampled while the streams fill to
 their caps and beyond; with --historian, `python -m historian` follows sl:samples meanwhile. Redis holds
-only capped streams (capped in entries), so memory depends on the entries written, not on the time they
-span: the default 6 simulated hours reach every cap (the last, sl:changes, at 2.8 h) and go on as long
-again; a literal week (--memory-hours 168) is 605 million samples, hours of the writer at full speed.
+only capped streams (sl:hist:<tag> by history_samples_per_tag, the feeds sl:changes and sl:samples by a
+budget of samples), so memory depends on the samples written, not on the time they span: every cap is
+reached after about an hour of simulated time, and the default run goes on well past it; a literal
+week (--memory-hours 168) is 605 million samples, hours of the writer at full speed.
 Everything but the cached history is removed at the end, also on Ctrl-C.
 """
 from __future__ import annotations
@@ -203,7 +204,7 @@ async def time_stages(runtime, reader, pens, start_ms: int, end_ms: int, max_poi
 
     watch = Stopwatch()
     order = ["disk tier alone (read_disk)", "  reader.count_estimate", "  reader.rollup", "  reader.raw",
-             "  reader.last_sample_before", "Redis tier alone (read_recent: XRANGE + decode)",
+             "  reader.last_sample_before", "Redis tier alone (read_recent after the disk's newest)",
              "query_history (both tiers at once)", "  rollup_points", "  merge + dedupe", "  downsample",
              "history_json + json.dumps"]
     watch.seconds = dict.fromkeys(order, 0.0)
@@ -217,8 +218,10 @@ async def time_stages(runtime, reader, pens, start_ms: int, end_ms: int, max_poi
     inside = ("rollup_points", "merge", "downsample")
     originals = {name: getattr(history_query, name) for name in inside}
     for tag in pens:
-        read_disk(timed_reader, tag.name, start_ms, end_ms, history_query.RAW_BUDGET_PER_PEN)
-        await read_recent(runtime.redis, tag, start_ms, end_ms, limit)
+        part = read_disk(timed_reader, tag.name, start_ms, end_ms, history_query.RAW_BUDGET_PER_PEN)
+        # As query_history does: Redis only from the disk tier's newest sample (minus the receive skew).
+        newest_ms = int(part.raw.ts_ms[-1]) if len(part.raw) else None
+        await read_recent(runtime.redis, tag, start_ms, end_ms, limit, disk_newest_ms=newest_ms)
         try:
             for name in inside:
                 setattr(history_query, name, watch.wrap(f"  {name.replace('merge', 'merge + dedupe')}",
