@@ -510,9 +510,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-points", type=int, default=2_000, help="max_points per pen (the trend's default)")
     parser.add_argument("--skip-queries", action="store_true", help="only the Redis memory simulation")
     parser.add_argument("--skip-memory", action="store_true", help="no Redis memory simulation")
-    parser.add_argument("--memory-hours", type=float, default=6.0,
-                        help="simulated hours of every tag in the memory part: the last cap (sl:changes, 10,000 "
-                             "entries at one per second) is reached at 2.8 h")
+    parser.add_argument("--memory-hours", type=float, default=3.0,
+                        help="simulated hours of every tag in the memory part: every cap is reached after "
+                             "about 1 h (sl:hist:<tag> at history_samples_per_tag samples)")
     parser.add_argument("--memory-tags", type=int, default=None, help="tags in the memory part (default --tags)")
     parser.add_argument("--batch-samples", default="1000",
                         help="samples per writer batch in the memory part, one simulation per number (comma "
