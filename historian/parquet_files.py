@@ -6,7 +6,12 @@ in the file's own order, the index's) and ordered by key within a tag.
 
 Row groups follow tag boundaries: a tag with at least `solo_rows` rows has row groups of its own (split
 evenly below `max_rows`), smaller tags share one until it holds `pack_rows`. So reading one tag reads
-one or a few row groups and little of anyone else's; a day of a 1 s tag is two groups of 43,200 rows.
+one or a few row groups and little of anyone else's: a day of a 1 s tag is one group of 86,400 rows,
+an hour of 1 s tags packs three tags (10,800 rows) a group. Few row groups keep the footer small: an
+hour of 1000 tags at one tag a group (files written before 2026-12) has a 426 kB footer, 4 MB and
+~3 ms to parse, more than reading a tag's rows; three a group make it 180 kB and ~1 ms, for ~0.15 ms
+more decoding per tag read (measured: 8 tags from a cold hour file 8.0 -> 6.7 ms; ten a group,
+92 kB, made that 10.8 ms). Readers take both layouts alike: the index says where every group is.
 The footer carries `stacklight.index` (JSON): per tag its first row, row count and key range, per row
 group its rows and key range. A reader parses it once per file (cached by the reader) and then finds
 a tag's rows without touching the tag column or the row-group statistics; the statistics are still
@@ -42,8 +47,9 @@ ROLLUP_COLUMNS = {"minute_ms": pa.int64(), "min": pa.float64(), "max": pa.float6
                   "bad_count": pa.int32()}
 # Row groups (rows): (a tag alone from, small tags packed up to, at most); rollups are 9 columns wide.
 # Few row groups keep footers small (a reader caches a few, and parses the others on open): a day of
-# a 1 s tag is one group of 86,400 rows, a day of rollups packs three tags a group.
-SAMPLE_GROUPS = (2_048, 8_192, 131_072)
+# a 1 s tag is one group of 86,400 rows, an hour of 1 s tags (3,600 rows) packs three tags a group
+# (a tag alone from 2,048 rows made a 1000-tag hour 1000 groups), a day of rollups three tags a group.
+SAMPLE_GROUPS = (32_768, 8_192, 131_072)
 ROLLUP_GROUPS = (2_048, 4_096, 131_072)
 ZSTD_LEVEL = 1
 
@@ -240,12 +246,13 @@ _DTYPES = {name: np.dtype(t.to_pandas_dtype()) for name, t in {**SAMPLE_COLUMNS,
 def _read_groups(path: Path, index: FileIndex, groups: list[int], columns: list[str],
                  footer: pq.FileMetaData | None) -> pa.Table:
     """Row groups of a file, opened with its parsed footer if given (the low-level reader: a third of
-    the cost of pq.ParquetFile)."""
+    the cost of pq.ParquetFile). Pre-buffered: the column chunks wanted are fetched in a few coalesced
+    reads, not a read per page (8 tags from an hour file not in the page cache: 4.6 -> 2.4 ms)."""
     if _LowLevelReader is None:
-        return pq.ParquetFile(path, metadata=footer, pre_buffer=False).read_row_groups(
+        return pq.ParquetFile(path, metadata=footer, pre_buffer=True).read_row_groups(
             groups, columns=columns, use_threads=False)
     reader = _LowLevelReader()
-    reader.open(str(path), metadata=footer, pre_buffer=False)
+    reader.open(str(path), metadata=footer, pre_buffer=True)
     try:
         return reader.read_row_groups(groups, column_indices=[index.column_index[c] for c in columns],
                                       use_threads=False)

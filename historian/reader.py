@@ -20,14 +20,17 @@ than the rows themselves (about 0.4 ms per file and tag), so a month of pens wou
 raw() and last_sample_before() read a tag's rows of a file whole, once, and keep them decoded in a
 bounded LRU (RAW_CACHE_BYTES; files never change, so a repeated trend reads no file). A file opened
 for one tag also yields the rows of the other tags asked for lately (a trend's pens, asked at once),
-and threads wanting the same file's index, footer or rows wait for the one reading it: the footers of
-a day's hour files (426 kB on disk, 4 MB parsed each for 1000 tags; more than FOOTER_CACHE_BYTES
-holds) are then parsed about once per query, not once per pen (~3 ms each, the cost of a cold read).
+and threads wanting the same file's index, footer or rows wait for the one reading it: each file's
+footer is parsed once per query, not once per pen (an hour of 1000 tags: 180 kB, ~1 ms; 426 kB and
+~3 ms for files written one tag a row group, before 2026-12). A thread first takes the files no other
+thread is reading (their indexes, then their rows), and only then waits for the others, so pens asked
+at once read different files side by side instead of queueing for the same one in turn.
 
 Measured on the shared 2-core development machine (1000 tags at 1 s, the open day in 16 hour files,
 bench/history_query.py's data): raw() of 8 tags over 24 h (690k samples) 7 ms warm (530 ms before the
-samples were kept: every hour file's footer parsed again for every pen), about 0.3 s from a new reader
-with the 8 tags asked at once (0.7 s one after the other); rollup() of 8 tags over 30 days 22 ms warm.
+samples were kept: every hour file's footer parsed again for every pen), about 0.15 s from a new reader
+with the 8 tags asked at once and the files not in the page cache (0.3 s with one tag a row group and
+the pens queueing file by file); rollup() of 8 tags over 30 days 22 ms warm.
 """
 from __future__ import annotations
 
@@ -54,6 +57,7 @@ from historian.rollups import rollup_rows
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+_BUSY = object()  # _index_entry(wait=False): another thread is reading that index now
 _LEVEL_ORDER = {"day": 0, "hour": 1, "segment": 2}
 _CACHE_LIMIT = 4_096
 # Parsed Parquet footers take about eight times their size in memory (7 MB for a day of 1000 tags
@@ -203,43 +207,57 @@ class HistoryReader:
         return call()
 
     def _tag_files(self, tag: str, start_ms: int | None, end_ms: int | None) -> list[tuple[DataFile, FileIndex, int]]:
-        """(file, its index, the tag's position in it) for every file in range that has the tag."""
+        """(file, its index, the tag's position in it) for every file in range that has the tag.
+
+        Indexes another thread is reading now are taken last, so pens asked at once read different
+        files' footers side by side instead of queueing for the same one."""
+        listed = list_files(self.root, start_ms, end_ms).files
+        entries: list = [None] * len(listed)
+        busy = []
+        for i, f in enumerate(listed):
+            entries[i] = self._index_entry(f.path, wait=False)
+            if entries[i] is _BUSY:
+                busy.append(i)
+        for i in busy:
+            entries[i] = self._index_entry(listed[i].path)
         found = []
-        for f in list_files(self.root, start_ms, end_ms).files:
-            index = self._index(f.path)
-            if index is not None and (position := index.positions.get(tag)) is not None:
-                found.append((f, index, position))
+        for f, entry in zip(listed, entries):
+            if entry is not None and (position := entry[1].positions.get(tag)) is not None:
+                found.append((f, entry[1], position))
         found.sort(key=lambda item: (item[0].start_ms, _LEVEL_ORDER[item[0].level], item[0].entry))
         return found
 
-    def _index(self, path: Path) -> FileIndex | None:
-        entry = self._index_entry(path)
-        return entry[1] if entry is not None else None
-
-    def _index_entry(self, path: Path) -> tuple[tuple[int, int, int], FileIndex] | None:
+    def _index_entry(self, path: Path, wait: bool = True) -> tuple[tuple[int, int, int], FileIndex] | object | None:
+        """(file key, index), None if unreadable; _BUSY if not wait and another thread reads it now."""
         st = os.stat(path)
         key = (st.st_ino, st.st_mtime_ns, st.st_size)
         cached = self._indexes.get(path)
         if cached is not None and cached[0] == key:
             return cached
-        with self._alone(self._indexing, path):  # pens asked at once list the same new files
+        with self._alone(self._indexing, path, wait) as alone:  # pens asked at once list the same new files
+            if not alone:
+                return _BUSY
             cached = self._indexes.get(path)
             if cached is not None and cached[0] == key:
                 return cached
             return self._read_index_entry(path, key)
 
     @contextmanager
-    def _alone(self, table: dict[Path, threading.Lock], path: Path) -> Iterator[None]:
-        """One thread at a time per path for one kind of work: the others wait, then find it done."""
+    def _alone(self, table: dict[Path, threading.Lock], path: Path, wait: bool = True) -> Iterator[bool]:
+        """One thread at a time per path for one kind of work: the others wait, then find it done.
+        Yields False at once (nothing done) if not wait and another thread is at it."""
         with self._lock:
             lock = table.setdefault(path, threading.Lock())
-        with lock:
-            try:
-                yield
-            finally:
-                with self._lock:
-                    if table.get(path) is lock:
-                        del table[path]
+        if not lock.acquire(blocking=wait):
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            with self._lock:
+                if table.get(path) is lock:
+                    del table[path]
+            lock.release()
 
     def _read_index_entry(self, path: Path, key: tuple[int, int, int]) -> tuple[tuple[int, int, int], FileIndex] | None:
         try:
@@ -296,14 +314,17 @@ class HistoryReader:
     # --- raw ------------------------------------------------------------------------------------
 
     def _tag_samples(self, path: Path, index: FileIndex, position: int, start_ms: int | None,
-                     end_ms: int | None) -> dict[str, np.ndarray]:
+                     end_ms: int | None, wait: bool = True) -> dict[str, np.ndarray] | None:
         """The tag's rows in one file with start_ms <= ts <= end_ms (None: unbounded), in time order:
-        sliced from its cached rows (read whole on first use), or read by range when too big to keep."""
+        sliced from its cached rows (read whole on first use), or read by range when too big to keep.
+        None if not wait and another thread is reading the file now (for this tag too, if asked lately)."""
         if int(index.count[position]) * _SAMPLE_ROW_BYTES > RAW_CACHE_BYTES // 8:
             return read_tags(path, index, [position], list(SAMPLE_COLUMNS), start_ms, end_ms, self._footer(path))[1]
         columns = self._kept_samples((path, position), index)
         if columns is None:
-            with self._alone(self._loading, path):  # one reads a file for every tag asked; the others find theirs
+            with self._alone(self._loading, path, wait) as alone:  # one reads a file for every tag asked
+                if not alone:
+                    return None
                 columns = self._kept_samples((path, position), index)
                 if columns is None:
                     companions = self._companions(path, index, position)
@@ -345,11 +366,17 @@ class HistoryReader:
                 self._sample_bytes -= evicted
 
     def _raw(self, tag: str, start_ms: int, end_ms: int) -> RawSeries:
-        pieces = []
-        for f, index, position in self._tag_files(tag, start_ms, end_ms):
-            columns = self._tag_samples(f.path, index, position, start_ms, end_ms)
-            if len(columns["ts_ms"]):
-                pieces.append(columns)
+        tagged = self._tag_files(tag, start_ms, end_ms)
+        read: list = [None] * len(tagged)
+        busy = []  # files another thread is reading now (for every pen asked): taken last, so pens
+        for i, (f, index, position) in enumerate(tagged):  # asked at once read different files side by side
+            read[i] = self._tag_samples(f.path, index, position, start_ms, end_ms, wait=False)
+            if read[i] is None:
+                busy.append(i)
+        for i in busy:
+            f, index, position = tagged[i]
+            read[i] = self._tag_samples(f.path, index, position, start_ms, end_ms)
+        pieces = [columns for columns in read if len(columns["ts_ms"])]
         if not pieces:
             return RawSeries.empty()
         if len(pieces) == 1:

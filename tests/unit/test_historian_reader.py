@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import pyarrow.parquet as pq
 
 from domain.downsampling import rollup_points
 from domain.quality import BAD_NO_COMMUNICATION, UNCERTAIN
@@ -227,3 +228,73 @@ def test_a_file_opened_for_one_pen_yields_the_rows_of_the_others_asked_for_with_
     b = reader.raw("B", BASE + 1_000, BASE + 2_000)
     assert a.value.tolist() == [1.0, 2.0] and b.value.tolist() == [1.5, 2.5] and len(reads) == 1
     assert reader.raw("C", BASE, BASE + 1_000).value.tolist() == [0.0, 1.0] and len(reads) == 2  # not asked before
+
+
+def many_tags(names: list[str], start_ms: int, seconds: int) -> SampleRows:
+    """Every tag once a second; tag i's value at second s is i * 100_000 + s."""
+    parts = [every_second(name, start_ms, seconds, offset=i * 100_000.0) for i, name in enumerate(names)]
+    return SampleRows(*(np.concatenate([getattr(p, c) for p in parts]) for c in ("tag", "ts_ms", "value", "quality")))
+
+
+def test_files_of_one_tag_a_row_group_and_of_packed_groups_read_alike(tmp_path, monkeypatch):
+    """A plant upgraded in place keeps the files written one tag a row group: the reader and the
+    compaction take them beside the new ones, which pack three tags (an hour of each at 1 s) a group."""
+    import historian.parquet_files as parquet_files
+
+    names = [f"T{i}" for i in range(7)]
+    monkeypatch.setattr(parquet_files, "SAMPLE_GROUPS", (2_048, 8_192, 131_072))  # the layout before
+    old = write_compacted(tmp_path, many_tags(names, BASE, 3_600))
+    monkeypatch.undo()
+    new = write_compacted(tmp_path, many_tags(names, BASE + HOUR, 3_600))
+    write_segment(tmp_path, many_tags(names, BASE + 2 * HOUR, 60), "9-0")
+    groups = {p.name[:11]: pq.read_metadata(p).num_row_groups for p in [*old, *new] if "rollup" not in p.name}
+    assert groups == {"20251202T00": 7, "20251202T01": 3}  # 3 + 3 + 1 tags: none split
+
+    def check(reader: HistoryReader) -> None:
+        for i, name in enumerate(names):
+            series = reader.raw(name, BASE + HOUR - 2_000, BASE + 2 * HOUR + 59_000)
+            assert series.ts_ms.tolist() == list(range(BASE + HOUR - 2_000, BASE + 2 * HOUR + 60_000, 1_000))
+            assert series.value.tolist() == [i * 100_000.0 + s for s in (3_598, 3_599, *range(3_600), *range(60))]
+            assert reader.last_sample_before(name, BASE + HOUR) == (BASE + HOUR - 1_000, i * 100_000 + 3_599.0, 0)
+            assert reader.count_estimate(name, BASE, BASE + 3 * HOUR) == 7_260
+            r = reader.rollup(name, BASE, BASE + 2 * HOUR - 1)
+            assert r.count.tolist() == [60] * 120 and r.first[0] == i * 100_000.0
+
+    check(HistoryReader(tmp_path))
+    compact(tmp_path, now_ms=BASE + DAY + HOUR)  # the old hour file and the new one into one day file
+    assert [p.parent.name for p in (tmp_path / "historian").rglob("*[0-9].parquet")] == ["days"]
+    check(HistoryReader(tmp_path))
+
+
+def test_pens_asked_at_once_read_each_file_once_and_answer_as_one_after_the_other(tmp_path, monkeypatch):
+    import historian.reader as reader_module
+
+    names = [f"T{i}" for i in range(12)]
+    for hour in range(6):
+        write_compacted(tmp_path, many_tags(names, BASE + hour * HOUR, 600))
+    pens = names[::2]
+    want = {pen: HistoryReader(tmp_path).raw(pen, BASE, BASE + 6 * HOUR) for pen in pens}
+    reader = HistoryReader(tmp_path)
+    indexes, reads = [], []
+    read_index, read_tags = reader_module.read_index, reader_module.read_tags
+    monkeypatch.setattr(reader_module, "read_index", lambda path: indexes.append(path.name) or read_index(path))
+    monkeypatch.setattr(reader_module, "read_tags",
+                        lambda path, *a, **k: reads.append(path.name) or read_tags(path, *a, **k))
+    got: dict = {}
+    asked = threading.Barrier(len(pens))
+
+    def pen(name: str) -> None:
+        reader.count_estimate(name, BASE, BASE + 6 * HOUR)
+        asked.wait()  # as a trend's requests: every pen asked before the rows are read
+        got[name] = reader.raw(name, BASE, BASE + 6 * HOUR)
+
+    threads = [threading.Thread(target=pen, args=(name,)) for name in pens]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for name in pens:
+        assert got[name].ts_ms.tolist() == want[name].ts_ms.tolist() and len(got[name]) == 3_600
+        assert got[name].value.tolist() == want[name].value.tolist()
+    assert sorted(indexes) == sorted(set(indexes)) and len(indexes) == 6
+    assert sorted(reads) == sorted(set(reads)) and len(reads) == 6
