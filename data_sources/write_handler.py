@@ -90,6 +90,7 @@ class WriteHandler:
             raise WriteRefused(f"{tag.name} is not writable")
         # Defence in depth: the web app checked this too, but the device is ours to protect.
         value = parse_entry(tag, request.value)
-        check_write(tag, value, source.current_value(tag.name))
+        latest = source.latest(tag.name)  # with its quality: a Bad value does not judge a step
+        check_write(tag, value, latest.value if latest else None, latest.quality if latest else None)
         timeout_s = max(MIN_WRITE_TIMEOUT_S, min(source.config.write_timeout_s, remaining_s))
         return await source.write(tag, value, timeout_s)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 from domain.config_model import DataType, Tag
+from domain.quality import Quality
 from domain.tag_value import ScalarValue
 
 
@@ -61,8 +62,13 @@ def _exact_integer(entry: object) -> int | None:
     return None
 
 
-def check_write(tag: Tag, value: ScalarValue, current: ScalarValue | None) -> None:
-    """Raise WriteRefused unless `value` may be written to `tag` now."""
+def check_write(tag: Tag, value: ScalarValue, current: ScalarValue | None,
+                current_quality: Quality | None = None) -> None:
+    """Raise WriteRefused unless `value` may be written to `tag` now.
+
+    A tag with a max_step is refused while its current value is unknown (none, not a
+    number, or of Bad quality): the step cannot be judged, so it is not taken on trust.
+    """
     if not tag.writable:
         raise WriteRefused(f"{tag.name} is not writable")
     if not tag.data_type.is_numeric:
@@ -72,11 +78,30 @@ def check_write(tag: Tag, value: ScalarValue, current: ScalarValue | None) -> No
     if band is not None and not (band.low <= value <= band.high):
         which = "operator limits" if tag.limits else "engineering range"
         raise WriteRefused(f"{value:g} is outside the {which} {band.low:g} .. {band.high:g} {tag.unit}".rstrip())
-    if tag.max_step is not None and isinstance(current, (int, float)) and not isinstance(current, bool):
-        if abs(value - current) > tag.max_step:
+    if tag.max_step is not None:
+        known = _known_number(current, current_quality)
+        if isinstance(known, str):
             raise WriteRefused(
-                f"a step of {abs(value - current):g} is larger than the allowed {tag.max_step:g} {tag.unit}".rstrip()
+                f"current value unknown ({known}): the step limit of {tag.max_step:g} {tag.unit}".rstrip()
+                + " cannot be checked"
             )
+        if abs(value - known) > tag.max_step:
+            raise WriteRefused(
+                f"a step of {abs(value - known):g} is larger than the allowed {tag.max_step:g} {tag.unit}".rstrip()
+            )
+
+
+def _known_number(current: ScalarValue | None, quality: Quality | None) -> float | int | str:
+    """The current value if a step can be judged from it, else why not (a str)."""
+    if quality is not None and quality.is_bad:
+        return quality.name or "Bad"
+    if current is None:
+        return "no value"
+    if isinstance(current, bool) or not isinstance(current, (int, float)):
+        return "not a number"
+    if isinstance(current, float) and not math.isfinite(current):
+        return "not a finite number"
+    return current
 
 
 def readback_matches(tag: Tag, requested: ScalarValue, readback: ScalarValue) -> bool:

@@ -4,6 +4,7 @@ import math
 import pytest
 
 from domain.config_model import DataType, EngineeringRange, Tag
+from domain.quality import BAD, BAD_NO_COMMUNICATION, GOOD, UNCERTAIN_LAST_USABLE_VALUE
 from domain.write_rules import WriteRefused, check_write, parse_entry, readback_matches
 
 SETPOINT = Tag(
@@ -82,3 +83,24 @@ def test_large_integers_are_parsed_and_compared_exactly():
     # A device answering 2**53 (as a double) did not take 2**53 + 1.
     assert not readback_matches(counter, 2**53 + 1, float(2**53))
     assert readback_matches(counter, 2**53, float(2**53))
+
+
+@pytest.mark.parametrize(
+    "current, quality, why",
+    [(None, None, "no value"), ("n/a", None, "not a number"), (True, None, "not a number"),
+     (math.nan, None, "not a finite number"), (60.0, BAD, "Bad"), (None, BAD_NO_COMMUNICATION, "BadNoCommunication")],
+)
+def test_max_step_refuses_while_the_current_value_is_unknown(current, quality, why):
+    # Without a known current value the step cannot be judged: 0 -> 95 must not pass unchecked.
+    with pytest.raises(WriteRefused) as refused:
+        check_write(SETPOINT, 61.0, current, quality)
+    assert str(refused.value) == f"current value unknown ({why}): the step limit of 30 degC cannot be checked"
+
+
+def test_max_step_is_judged_from_a_good_or_uncertain_value():
+    check_write(SETPOINT, 61.0, 60.0, GOOD)
+    check_write(SETPOINT, 61.0, 60, UNCERTAIN_LAST_USABLE_VALUE)
+
+
+def test_without_max_step_an_unknown_current_value_does_not_block():
+    check_write(SETPOINT.model_copy(update={"max_step": None}), 95.0, None, BAD)
