@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from domain.config_loading import DEFAULT_CONFIG_PATH, ConfigError, load_config, resolve_config_path
@@ -115,13 +116,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def prepare_users(redis_url: str, demo: bool) -> list:
-    """In demo mode, the demo accounts (printed at start); otherwise nothing is created."""
+@dataclass(frozen=True, slots=True)
+class DemoAccountsReport:
+    """Demo mode: the accounts created now (printed with their passwords), and those left alone."""
+
+    created: tuple = ()
+    kept: tuple[str, ...] = ()
+
+
+def prepare_users(redis_url: str, demo: bool) -> DemoAccountsReport:
+    """In demo mode, the missing demo accounts are created; existing accounts are never changed."""
     if not demo:
-        return []
+        return DemoAccountsReport()
     import redis.asyncio as aioredis  # noqa: PLC0415
 
-    from web.users import ensure_demo_users  # noqa: PLC0415
+    from web.users import DEMO_USERS, ensure_demo_users  # noqa: PLC0415
 
     async def create() -> list:
         client = aioredis.Redis.from_url(redis_url)
@@ -130,18 +139,26 @@ def prepare_users(redis_url: str, demo: bool) -> list:
         finally:
             await client.aclose()
 
-    return asyncio.run(create())
+    created = asyncio.run(create())
+    made = {a.name for a in created}
+    return DemoAccountsReport(tuple(created), tuple(r.value for r in DEMO_USERS if r.value not in made))
 
 
-def print_welcome(host: str, port: int, accounts: list) -> None:
+def welcome_text(host: str, port: int, accounts: DemoAccountsReport) -> str:
     lines = ["", "=" * 64, f"  Stacklight is running:  http://{host}:{port}", ""]
-    if accounts:
-        lines.append("  Demo accounts (demo mode only), user / password / role:")
-        lines += [f"    {a.name:<10} {a.password:<10} {a.role}" for a in accounts]
-    else:
+    if accounts.created:
+        lines.append("  Demo accounts created now (demo mode only), user / password / role:")
+        lines += [f"    {a.name:<10} {a.password:<10} {a.role}" for a in accounts.created]
+    if accounts.kept:
+        lines.append(f"  Existing accounts left alone (passwords not changed): {', '.join(accounts.kept)}")
+    if not accounts.created:
         lines.append("  Log in with a user made by: python -m web.users add NAME --role operator")
     lines += ["", "  Press Ctrl-C to stop everything.", "=" * 64, ""]
-    print("\n".join(lines), flush=True)
+    return "\n".join(lines)
+
+
+def print_welcome(host: str, port: int, accounts: DemoAccountsReport) -> None:
+    print(welcome_text(host, port, accounts), flush=True)
 
 
 if __name__ == "__main__":

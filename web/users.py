@@ -134,15 +134,29 @@ async def verify_password(redis: aioredis.Redis, name: str, password: str) -> Us
     return User(name, Role(raw["role"]))
 
 
-async def ensure_demo_users(redis: aioredis.Redis) -> list[DemoUser]:
-    """Demo mode only: viewer/operator/engineer/admin, each with its own name as password.
+_CREATE_IF_MISSING = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+"""
 
-    Existing demo accounts are reset to these passwords so the printed list is true.
+
+async def ensure_demo_users(redis: aioredis.Redis) -> list[DemoUser]:
+    """Demo mode only: create the missing ones of viewer/operator/engineer/admin, each with its
+    own name as password; returns those it created. An account that exists already is never
+    touched: demo mode pointed at a plant's Redis must not reset real accounts to known passwords.
     """
-    demo = [DemoUser(role.value, role, role.value) for role in DEMO_USERS]
-    for user in demo:
-        await save_user(redis, user.name, user.role, user.password)
-    return demo
+    created = []
+    for role in DEMO_USERS:
+        user = DemoUser(role.value, role, role.value)
+        key = keys.user(user.name)
+        if not await redis.exists(key):
+            # Created only if still missing when written (atomic: a race never overwrites either).
+            made = await redis.eval(_CREATE_IF_MISSING, 1, key, "role", role.value, "password_hash",
+                                    await _hash(user.password), "updated_ms", int(time.time() * 1000))
+            if made:
+                created.append(user)
+    return created
 
 
 # --- command line -------------------------------------------------------------------------

@@ -46,6 +46,35 @@ async def test_demo_users_exist_only_after_asking_and_use_their_names_as_passwor
                                                  ("engineer", Role.ENGINEER), ("admin", Role.ADMIN)]
     for d in demo:
         assert (await verify_password(redis_client, d.name, d.password)).role is d.role
+    assert await ensure_demo_users(redis_client) == []  # all there now: nothing made, nothing reset
+
+
+async def test_demo_mode_never_overwrites_an_existing_account(redis_client):
+    # A plant's real admin (and its role) survive demo mode run against the plant's Redis.
+    await add_user(redis_client, "admin", Role.ADMIN, "the plant's own secret")
+    await add_user(redis_client, "operator", Role.VIEWER, "another real one")
+    before = await redis_client.hgetall(keys.user("admin"))
+    created = await ensure_demo_users(redis_client)
+    assert [d.name for d in created] == ["viewer", "engineer"]
+    assert await redis_client.hgetall(keys.user("admin")) == before
+    assert await verify_password(redis_client, "admin", "admin") is None
+    assert (await verify_password(redis_client, "admin", "the plant's own secret")).role is Role.ADMIN
+    assert await verify_password(redis_client, "operator", "operator") is None
+    assert (await get_user(redis_client, "operator")).role is Role.VIEWER
+
+
+def test_the_launcher_prints_only_the_demo_accounts_it_created(redis_server):
+    from launcher.__main__ import prepare_users, welcome_text  # noqa: PLC0415
+
+    first = prepare_users(redis_server.url, demo=True)
+    assert [a.name for a in first.created] == ["viewer", "operator", "engineer", "admin"] and first.kept == ()
+    again = prepare_users(redis_server.url, demo=True)
+    assert again.created == () and again.kept == ("viewer", "operator", "engineer", "admin")
+    text = welcome_text("127.0.0.1", 8050, again)
+    assert "Existing accounts left alone (passwords not changed): viewer, operator, engineer, admin" in text
+    assert "Demo accounts created" not in text and "admin      admin" not in text
+    assert "admin      admin" in welcome_text("127.0.0.1", 8050, first)
+    assert prepare_users(redis_server.url, demo=False).created == ()
 
 
 async def test_sessions_live_in_redis_under_a_hash_of_the_token_and_expire_when_idle(redis_client):
