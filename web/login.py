@@ -1,6 +1,7 @@
 """Logging in and out: the /login form, /logout, and the decision behind them."""
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from urllib.parse import parse_qs
@@ -12,12 +13,13 @@ from redis.exceptions import RedisError
 
 from web.audit import AuditEvent, append_audit
 from web.login_page import login_page_html
-from web.login_throttle import MAX_FAILURES, clear_failures, lockout_remaining_s, record_failure
+from web.login_throttle import MAX_FAILURES, claim_attempt, clear_failures, login_gate
 from web.runtime import current_runtime
 from web.sessions import CSRF_COOKIE, SESSION_COOKIE, create_session, end_session, load_session
 from web.users import USER_NAME_PATTERN, User, verify_password
 
 WRONG_CREDENTIALS = "Wrong user name or password."
+BUSY = "Too many logins at once. Try again shortly."
 
 router = APIRouter()
 
@@ -34,7 +36,11 @@ def _minutes(seconds: int) -> str:
 
 
 async def attempt_login(redis: aioredis.Redis, name: str, password: str, source_ip: str) -> LoginResult:
-    """Check a name and password with lock-out, and audit the outcome."""
+    """Check a name and password with lock-out, and audit the outcome.
+
+    The attempt is counted before the password is verified, so parallel guesses cannot
+    slip past the limit: at most MAX_FAILURES are ever verified per name and window.
+    """
     async def refuse(message: str, reason: str) -> LoginResult:
         await append_audit(redis, AuditEvent(user=name[:64], action="login_failed", result="refused",
                                              reason=reason, source_ip=source_ip))
@@ -42,17 +48,22 @@ async def attempt_login(redis: aioredis.Redis, name: str, password: str, source_
 
     if not USER_NAME_PATTERN.fullmatch(name):
         return await refuse(WRONG_CREDENTIALS, "invalid user name")
-    remaining_s = await lockout_remaining_s(redis, name)
-    if remaining_s:
-        return await refuse(f"Too many failed attempts. Try again in {_minutes(remaining_s)}.", "locked out")
-    user = await verify_password(redis, name, password)
+    gate = login_gate()
+    with gate.admit() as admitted:
+        if not admitted:
+            return await refuse(BUSY, "too many logins in flight: not checked")
+        attempt = await claim_attempt(redis, name)
+        if not attempt.allowed:
+            return await refuse(f"Too many failed attempts. Try again in {_minutes(attempt.window_left_s)}.",
+                                f"locked out (attempt {attempt.number}): not checked")
+        await asyncio.sleep(attempt.delay_s)
+        async with gate.verifications:
+            user = await verify_password(redis, name, password)
     if user is None:
-        failures = await record_failure(redis, name)
-        if failures >= MAX_FAILURES:
-            remaining_s = await lockout_remaining_s(redis, name)
-            return await refuse(f"Too many failed attempts. Try again in {_minutes(remaining_s)}.",
-                                f"wrong password ({failures} failures): locked out")
-        return await refuse(WRONG_CREDENTIALS, f"wrong user name or password ({failures} failures)")
+        if attempt.number >= MAX_FAILURES:
+            return await refuse(f"Too many failed attempts. Try again in {_minutes(attempt.window_left_s)}.",
+                                f"wrong password ({attempt.number} failures): locked out")
+        return await refuse(WRONG_CREDENTIALS, f"wrong user name or password ({attempt.number} failures)")
     await clear_failures(redis, name)
     await append_audit(redis, AuditEvent(user=user.name, action="login", result="ok", source_ip=source_ip))
     return LoginResult(user)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from tag_store import keys
-from web import users as users_cli
+from web import login_throttle, users as users_cli
 from web.audit import read_audit
 from web.login import WRONG_CREDENTIALS, attempt_login
 from web.login_throttle import MAX_FAILURES, lockout_remaining_s
@@ -101,7 +101,8 @@ async def test_a_role_change_or_deletion_applies_to_open_sessions_at_once(redis_
     assert await load_session(redis_client, token, 60) is None
 
 
-async def test_five_wrong_passwords_lock_the_name_out_even_for_the_right_one(redis_client):
+async def test_five_wrong_passwords_lock_the_name_out_even_for_the_right_one(redis_client, monkeypatch):
+    monkeypatch.setattr(login_throttle, "FIRST_DELAY_S", 0.0)  # the growing wait: test_login_throttle.py
     await add_user(redis_client, "frank", Role.OPERATOR, "right password")
     for _ in range(MAX_FAILURES - 1):
         result = await attempt_login(redis_client, "frank", "nope", "10.0.0.9")
