@@ -15,6 +15,7 @@ from enum import StrEnum
 from redis.exceptions import RedisError
 
 from domain.config_model import Tag
+from domain.quality import Quality, quality_from_code
 from domain.tag_value import ScalarValue
 from domain.write_rules import WriteRefused, check_write, parse_entry
 from tag_store.write_requests import WriteRequest, WriteStatus, submit_write, wait_for_outcome
@@ -61,13 +62,24 @@ def current_value(runtime: WebRuntime, tag_name: str) -> ScalarValue:
     return encoded.get("v") if encoded else None
 
 
+def current_quality(runtime: WebRuntime, tag_name: object) -> Quality | None:
+    """The live value's quality; None when there is no value (or no readable code)."""
+    encoded = runtime.live_cache.values.get(tag_name) if isinstance(tag_name, str) else None
+    try:
+        return quality_from_code(int(encoded["q"]), encoded.get("qn")) if encoded else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def prepare_write(tags: TagDirectory, identity: RequestIdentity | None, tag_name: str, entry: object,
-                  current: ScalarValue) -> PreparedWrite:
-    """Raise PermissionDenied or WriteRefused unless the write may go to confirmation."""
+                  current: ScalarValue, quality: Quality | None = None) -> PreparedWrite:
+    """Raise PermissionDenied or WriteRefused unless the write may go to confirmation.
+
+    quality: the current value's; a Bad value that still carries a number cannot judge a step."""
     require(identity.session.role if identity else None, Action.WRITE_SETPOINT)
     tag = _known_tag(tags, tag_name)
     value = parse_entry(tag, entry)
-    check_write(tag, value, current)
+    check_write(tag, value, current, quality)
     old_text = format_with_unit(tag, current) or "(no value)"
     return PreparedWrite(tag.name, value, current, f"{tag.name}: {old_text} -> {format_with_unit(tag, value)}")
 
@@ -103,7 +115,8 @@ async def execute_write(runtime: WebRuntime, identity: RequestIdentity | None, t
     """Re-check, send, wait for the verified answer; audited at each step."""
     current = current_value(runtime, tag_name) if isinstance(tag_name, str) else None
     try:
-        prepared = prepare_write(runtime.tags, identity, tag_name, entry, current)
+        prepared = prepare_write(runtime.tags, identity, tag_name, entry, current,
+                                 current_quality(runtime, tag_name))
     except (PermissionDenied, WriteRefused) as refusal:
         return await refuse_and_audit(runtime, identity, tag_name, entry, str(refusal))
     assert identity is not None
@@ -150,7 +163,8 @@ async def confirmation_step(runtime: WebRuntime, identity: RequestIdentity | Non
                             entry: object) -> ConfirmationStep:
     current = current_value(runtime, tag_name) if isinstance(tag_name, str) else None
     try:
-        prepared = prepare_write(runtime.tags, identity, tag_name, entry, current)
+        prepared = prepare_write(runtime.tags, identity, tag_name, entry, current,
+                                 current_quality(runtime, tag_name))
     except (PermissionDenied, WriteRefused) as refusal:
         return ConfirmationStep(None, "", await refuse_and_audit(runtime, identity, tag_name, entry, str(refusal)))
     return ConfirmationStep({"tag": prepared.tag, "value": prepared.value}, prepared.summary, None)

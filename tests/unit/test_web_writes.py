@@ -122,3 +122,21 @@ async def test_acknowledge_needs_an_operator_and_goes_to_the_alarm_engine(runtim
     assert results[0].accepted
     audit = (await read_audit(redis_client, 1))[0]
     assert (audit["action"], audit["result"], audit["tag"]) == ("acknowledge", "ok", "T1.level:high_high")
+
+
+async def test_a_bad_value_that_still_carries_a_number_cannot_judge_the_step(runtime, redis_client):
+    from domain.quality import BAD_NO_COMMUNICATION  # noqa: PLC0415
+
+    writer = TagStoreWriter(redis_client, 100)
+    now = int(time.time() * 1000)
+    writer.submit(TagValue("T1.setpoint", 50.0, BAD_NO_COMMUNICATION, now, now))
+    await writer.drain()
+    deadline = time.monotonic() + 5
+    while (runtime.live_cache.values.get("T1.setpoint") or {}).get("q") != BAD_NO_COMMUNICATION.code:
+        assert time.monotonic() < deadline, "the live cache never saw the Bad value"
+        await asyncio.sleep(0.05)
+    step = await confirmation_step(runtime, identity(Role.OPERATOR), "T1.setpoint", 55)
+    assert step.pending is None and "step limit" in step.status.message
+    result = await execute_write(runtime, identity(Role.OPERATOR), "T1.setpoint", 55)
+    assert result.state is WriteState.REFUSED and "BadNoCommunication" in result.message
+    assert await write_requests(redis_client) == []
