@@ -78,6 +78,19 @@ def test_everything_but_login_assets_and_health_needs_a_session(web_app):
     assert get("/docs").status_code == 303  # no OpenAPI pages: it is just an unknown page
 
 
+def test_no_response_may_be_framed_by_another_site(web_app, feeder):
+    """Login page, a refusal, a redirect and a logged-in page and API answer alike (clickjacking)."""
+    anonymous = [requests.get(web_app.url + path, allow_redirects=False, timeout=10)
+                 for path in ("/login", "/api/tags", "/sources")]
+    operator = login_session(web_app.url, "operator", "operator")
+    logged_in = [operator.get(web_app.url + path, timeout=10) for path in ("/", "/api/tags")]
+    for response in anonymous + logged_in:
+        assert response.headers["content-security-policy"] == "frame-ancestors 'none'", response.url
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["x-content-type-options"] == "nosniff"
+    assert [r.status_code for r in anonymous + logged_in] == [200, 401, 303, 200, 200]
+
+
 def test_api_serves_values_quality_and_freshness_after_login(web_app, feeder):
     feeder.put("T1.level", 2.5)
     feeder.put("M1.flow", 120.0, quality=BAD_NO_COMMUNICATION)
