@@ -16,10 +16,12 @@ from web.login_page import login_page_html
 from web.login_throttle import MAX_FAILURES, claim_attempt, clear_failures, login_gate
 from web.runtime import current_runtime
 from web.sessions import CSRF_COOKIE, SESSION_COOKIE, create_session, end_session, load_session
-from web.users import USER_NAME_PATTERN, User, verify_password
+from web.users import USER_NAME_PATTERN, User, get_user, verify_password
 
 WRONG_CREDENTIALS = "Wrong user name or password."
 BUSY = "Too many logins at once. Try again shortly."
+# What the audit says for a failed login under a name that is no account (it is not recorded).
+UNKNOWN_NAME = "(unknown name)"
 
 router = APIRouter()
 
@@ -42,8 +44,10 @@ async def attempt_login(redis: aioredis.Redis, name: str, password: str, source_
     slip past the limit: at most MAX_FAILURES are ever verified per name and window.
     """
     async def refuse(message: str, reason: str) -> LoginResult:
-        await append_audit(redis, AuditEvent(user=name[:64], action="login_failed", result="refused",
-                                             reason=reason, source_ip=source_ip))
+        # A name that is no account is often a password typed into the wrong box: never record it.
+        known = USER_NAME_PATTERN.fullmatch(name) is not None and await get_user(redis, name) is not None
+        await append_audit(redis, AuditEvent(user=name if known else UNKNOWN_NAME, action="login_failed",
+                                             result="refused", reason=reason, source_ip=source_ip))
         return LoginResult(None, message)
 
     if not USER_NAME_PATTERN.fullmatch(name):

@@ -125,6 +125,15 @@ async def test_logins_and_failures_are_audited(redis_client):
     assert int(newest["time_ms"]) > 0
 
 
+async def test_a_failed_login_under_a_name_that_is_no_account_never_records_what_was_typed(redis_client):
+    await add_user(redis_client, "ivan", Role.VIEWER, "right password")
+    for typed in ("S3cret-Pa55!", "s3cretpass", "ivan"):
+        assert (await attempt_login(redis_client, typed, "whatever", "10.1.1.2")).user is None
+    entries = await read_audit(redis_client, count=3)
+    assert [e["user"] for e in entries] == ["ivan", "(unknown name)", "(unknown name)"]
+    assert not any("S3cret" in value or "s3cret" in value for e in entries for value in e.values())
+
+
 def test_cli_adds_lists_and_changes_users(redis_server, tmp_path, capsys):
     password_file = tmp_path / "pw"
     password_file.write_text("long enough password\n")
