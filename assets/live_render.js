@@ -12,6 +12,8 @@
  * The alarm engine's health (alarms.summary.engine, web/engine_health.py) fills every
  * [data-sl-engine-notice] element; without live data it is "unknown", never "running".
  * Elements with data-sl-time-ms (server-rendered times) are shown in the browser's local time.
+ * When the server says the session ended ("session": "ended": logout, idle timeout, user deleted)
+ * the page goes to /login; when the user's role changed ("changed") it reloads.
  */
 (function () {
   'use strict';
@@ -288,10 +290,22 @@
     }
   }
 
+  // ---- the session ended or changed on the server (web/live_push.py) -----------------
+  function leaveForSession(reason) {
+    if (state.leaving) { return; }
+    state.leaving = true;
+    if (reason === 'changed') {
+      window.location.reload();
+    } else {
+      window.location.href = '/login?next=' + encodeURIComponent(window.location.pathname + window.location.search);
+    }
+  }
+
   // ---- entry points for Dash clientside callbacks ------------------------------------
   window.dash_clientside = window.dash_clientside || {};
   window.dash_clientside.stacklight = {
     onLiveData: function (data) {
+      if (data && data.session) { leaveForSession(data.session); return window.dash_clientside.no_update; }
       if (!data || !data.values) { return window.dash_clientside.no_update; }
       if (data.epoch !== state.epoch) { state.epoch = data.epoch; state.drawnVersion.clear(); }
       state.data = data;

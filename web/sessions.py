@@ -81,6 +81,27 @@ async def load_session(
                    created_ms=int(raw.get("created_ms", 0)))
 
 
+async def peek_session(redis: aioredis.Redis, token: str | None, user: str) -> Session | None:
+    """The session as it stands, for a known user: one round trip, idle timer left alone.
+
+    For the live push loop, which re-checks its page's login but is no user activity.
+    None when the session ended (logout, idle timeout), belongs to someone else, or its
+    user was deleted; the role is the user's current one.
+    """
+    if not token or len(token) > 200:
+        return None
+    pipe = redis.pipeline(transaction=False)
+    pipe.hgetall(session_key(token))
+    pipe.hget(keys.user(user), "role")
+    raw_session, raw_role = await pipe.execute()
+    raw = _text(raw_session)
+    if raw.get("user") != user or raw_role is None:
+        return None
+    role = raw_role.decode() if isinstance(raw_role, bytes) else raw_role
+    return Session(user=user, role=Role(role), csrf_token=raw.get("csrf", ""),
+                   created_ms=int(raw.get("created_ms", 0)))
+
+
 async def session_exists(redis: aioredis.Redis, token: str | None) -> bool:
     """Cheap check without refreshing the idle timer (used for websocket messages)."""
     return bool(token) and len(token) <= 200 and bool(await redis.exists(session_key(token)))

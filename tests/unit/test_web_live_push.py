@@ -7,7 +7,12 @@ from domain.config_model import Tag
 from tag_store.source_status import ConnectionState, SourceStatus
 from tests.unit.web_plant import small_plant
 from web.live_board import LiveBoard
-from web.live_push import KEEPALIVE_MS, PushCursor, as_store_update
+from web.live_push import (
+    KEEPALIVE_MS, SESSION_RECHECK_S, PushCursor, SessionVerdict, SessionWatch, as_store_update, judge_session,
+    session_end_update,
+)
+from web.roles import Role
+from web.sessions import Session
 from web.tag_directory import TagDirectory
 
 PLANT = small_plant()
@@ -131,3 +136,30 @@ def test_a_newly_discovered_tag_is_judged_and_pushed_with_the_directory_version(
     assert as_store_update(second).to_plotly_json()["operations"][-1] == {
         "operation": "Assign", "location": ["tags"], "params": {"value": 4}}
     assert "tags" not in cursor.next_message(board, alarms, 1_100 + KEEPALIVE_MS)
+
+
+def test_the_session_verdict_ends_changes_or_keeps_the_live_page():
+    as_operator = Session(user="ann", role=Role.OPERATOR, csrf_token="c", created_ms=1)
+    assert judge_session(Role.OPERATOR, as_operator) is SessionVerdict.LIVE
+    assert judge_session(Role.OPERATOR, None) is SessionVerdict.ENDED  # logged out, timed out, deleted
+    assert judge_session(Role.ADMIN, as_operator) is SessionVerdict.CHANGED
+
+
+def test_the_session_is_read_first_then_every_recheck_interval():
+    watch = SessionWatch(next_check_s=100.0)
+    assert watch.due(100.0)
+    assert not watch.due(100.0 + SESSION_RECHECK_S / 2)
+    assert watch.due(100.0 + SESSION_RECHECK_S)
+    assert not watch.due(100.0 + SESSION_RECHECK_S * 1.5)
+
+
+def test_the_page_is_told_its_session_ended_by_a_patch_or_before_any_push():
+    cursor = PushCursor()
+    first = session_end_update(cursor, SessionVerdict.ENDED)
+    assert first["session"] == "ended" and first["values"] == {}
+    cache, alarms = FakeCache(), FakeAlarms()
+    cursor.next_message(LiveBoard(TagDirectory(PLANT), cache), alarms, 1_000)
+    later = session_end_update(cursor, SessionVerdict.CHANGED)
+    assert isinstance(later, Patch)
+    assert later.to_plotly_json()["operations"] == [
+        {"operation": "Assign", "location": ["session"], "params": {"value": "changed"}}]
