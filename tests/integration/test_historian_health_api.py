@@ -9,20 +9,10 @@ import pytest
 import requests
 
 from historian.heartbeat import HistorianState, HistorianStatus, write_heartbeat
-from tests.browser.web_app_process import TagFeeder, WebAppProcess, login_session
+from tests.browser.web_app_process import WebAppProcess, login_session
 from tests.integration.test_historian_service import HistorianProcess
 from tests.unit.web_plant import WEB_TEST_PLANT
 from web.historian_health import HEARTBEAT_TIMEOUT_MS
-from web.users import ensure_demo_users
-
-
-@pytest.fixture
-def feeder(redis_server):
-    feeder = TagFeeder(redis_server.url)
-    feeder.call(ensure_demo_users(feeder.redis))
-    feeder.keep_sources_alive(["opc", "mq"])
-    yield feeder
-    feeder.close()
 
 
 @pytest.fixture

@@ -9,27 +9,7 @@ import pytest
 import requests
 
 from domain.quality import BAD_NO_COMMUNICATION
-from tests.browser.web_app_process import TagFeeder, WebAppProcess, login_session
-from tests.unit.web_plant import WEB_TEST_PLANT
-from web.users import ensure_demo_users
-
-
-@pytest.fixture
-def feeder(redis_server):
-    feeder = TagFeeder(redis_server.url)
-    feeder.call(ensure_demo_users(feeder.redis))
-    feeder.keep_sources_alive(["opc", "mq"])
-    yield feeder
-    feeder.close()
-
-
-@pytest.fixture
-def web_app(redis_server, tmp_path, feeder):
-    plant = tmp_path / "plant.yaml"
-    plant.write_text(WEB_TEST_PLANT.replace("WRITE_TIMEOUT", "1"))
-    app = WebAppProcess(plant, redis_server.url, tmp_path / "web").start()
-    yield app
-    app.stop()
+from tests.browser.web_app_process import login_session
 
 
 def test_history_needs_a_session(web_app):

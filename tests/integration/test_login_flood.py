@@ -3,34 +3,13 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 import requests
 
-from tests.browser.web_app_process import TagFeeder, WebAppProcess, login_session
-from tests.unit.web_plant import WEB_TEST_PLANT
+from tests.browser.web_app_process import login_session
 from web.audit import read_audit
 from web.login_throttle import MAX_FAILURES
-from web.users import ensure_demo_users
 
 GUESSES = 20
-
-
-@pytest.fixture
-def feeder(redis_server):
-    feeder = TagFeeder(redis_server.url)
-    feeder.call(ensure_demo_users(feeder.redis))
-    feeder.keep_sources_alive(["opc", "mq"])
-    yield feeder
-    feeder.close()
-
-
-@pytest.fixture
-def web_app(redis_server, tmp_path, feeder):
-    plant = tmp_path / "plant.yaml"
-    plant.write_text(WEB_TEST_PLANT.replace("WRITE_TIMEOUT", "1"))
-    app = WebAppProcess(plant, redis_server.url, tmp_path / "web").start()
-    yield app
-    app.stop()
 
 
 def test_twenty_parallel_wrong_logins_verify_only_the_allowed_number_and_lock_the_account(web_app, feeder):

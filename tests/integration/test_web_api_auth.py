@@ -5,7 +5,6 @@ import json
 import threading
 import time
 
-import pytest
 import requests
 
 from domain.config_model import Tag
@@ -14,28 +13,8 @@ from tag_store import keys
 from tag_store.source_status import ConnectionState, SourceStatus, publish_status
 from tag_store.tag_catalog import publish_discovered_tags
 from tag_store.write_requests import WriteOutcome, WriteStatus, answer_write
-from tests.browser.web_app_process import TagFeeder, WebAppProcess, login_session
-from tests.unit.web_plant import WEB_TEST_PLANT
+from tests.browser.web_app_process import login_session
 from web.audit import read_audit
-from web.users import ensure_demo_users
-
-
-@pytest.fixture
-def feeder(redis_server):
-    feeder = TagFeeder(redis_server.url)
-    feeder.call(ensure_demo_users(feeder.redis))
-    feeder.keep_sources_alive(["opc", "mq"])
-    yield feeder
-    feeder.close()
-
-
-@pytest.fixture
-def web_app(redis_server, tmp_path, feeder):
-    plant = tmp_path / "plant.yaml"
-    plant.write_text(WEB_TEST_PLANT.replace("WRITE_TIMEOUT", "1"))
-    app = WebAppProcess(plant, redis_server.url, tmp_path / "web").start()
-    yield app
-    app.stop()
 
 
 def eventually(check, timeout_s: float = 10.0):
