@@ -103,8 +103,13 @@ async def peek_session(redis: aioredis.Redis, token: str | None, user: str) -> S
 
 
 async def session_exists(redis: aioredis.Redis, token: str | None) -> bool:
-    """Cheap check without refreshing the idle timer (used for websocket messages)."""
-    return bool(token) and len(token) <= 200 and bool(await redis.exists(session_key(token)))
+    """A live session of a user who still exists; cheap, idle timer untouched (websocket messages)."""
+    if not token or len(token) > 200:
+        return False
+    user = await redis.hget(session_key(token), "user")
+    if user is None:
+        return False
+    return bool(await redis.exists(keys.user(user.decode() if isinstance(user, bytes) else user)))
 
 
 async def end_session(redis: aioredis.Redis, token: str | None) -> None:

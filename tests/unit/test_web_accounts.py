@@ -97,7 +97,9 @@ async def test_a_role_change_or_deletion_applies_to_open_sessions_at_once(redis_
     token, _ = await create_session(redis_client, "erin", Role.OPERATOR, 60, now_ms=1)
     await set_role(redis_client, "erin", Role.VIEWER)
     assert (await load_session(redis_client, token, 60)).role is Role.VIEWER
+    assert await session_exists(redis_client, token)
     await delete_user(redis_client, "erin")
+    assert not await session_exists(redis_client, token)  # the websocket's message check too
     assert await load_session(redis_client, token, 60) is None
 
 
