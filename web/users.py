@@ -1,9 +1,19 @@
 """Users in Redis (one hash per user: role and an argon2 password hash), and their CLI.
 
     python -m web.users add NAME --role operator [--password-file FILE]
+    python -m web.users passwd NAME [--password-file FILE]      (alias: set-password)
     python -m web.users list | delete NAME | set-role NAME ROLE
 
 The Redis URL comes from --redis-url, then $REDIS_URL, then redis.url of --config.
+Without --password-file the password is prompted for twice and both must match.
+Exit codes: 0 done; 1 not done (no such user, Redis unreachable, ...); 2 bad input (a password
+refused by the policy, two prompts that differ, a usage error), nothing changed.
+
+Every change (user_added, user_deleted, role_changed, password_changed) is written to the audit
+trail with `user` = who made it ("cli:<OS user>" for this CLI) and `tag` = "user:<account>", the
+account changed: the prefix keeps accounts apart from process tags of the same name in the audit
+search. A password, or its hash, is never written there. Deleting a user or changing a password
+ends every open session of that user.
 """
 from __future__ import annotations
 
@@ -23,11 +33,16 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from redis.exceptions import RedisError
 
 from tag_store import keys
+from web.audit import AuditEvent, append_audit
 from web.roles import Role, parse_role
 
 USER_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 MIN_PASSWORD_LENGTH = 8
 DEMO_USERS = (Role.VIEWER, Role.OPERATOR, Role.ENGINEER, Role.ADMIN)
+# Who made a change, when a caller did not say (the audit entry is written all the same).
+UNATTRIBUTED = "(not given)"
+EXIT_NOT_DONE = 1
+EXIT_BAD_INPUT = 2
 
 _hasher = PasswordHasher()
 # Verified when the user does not exist, so a wrong name costs as long as a wrong password.
@@ -36,6 +51,10 @@ _DUMMY_HASH = _hasher.hash("no such user: constant-time decoy")
 
 class UserError(Exception):
     """A user operation that cannot be done; str() says why."""
+
+
+class PasswordRejected(UserError):
+    """A new password refused (policy, or the two prompts differ); nothing was changed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,13 +78,19 @@ def check_user_name(name: str) -> str:
 
 def check_password_policy(password: str) -> str:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise UserError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+        raise PasswordRejected(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
     return password
 
 
 def _text(raw: dict) -> dict[str, str]:
     return {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
             for k, v in raw.items()}
+
+
+def _decoded(value: bytes | str | None) -> str:
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else value
 
 
 async def _hash(password: str) -> str:
@@ -82,12 +107,30 @@ async def save_user(redis: aioredis.Redis, name: str, role: Role, password: str)
     return User(name, role)
 
 
-async def add_user(redis: aioredis.Redis, name: str, role: Role, password: str) -> User:
+def account_tag(name: str) -> str:
+    """The audit entry's `tag` for a change to the account `name`."""
+    return f"user:{name}"
+
+
+async def _audit_change(redis: aioredis.Redis, by: str, action: str, name: str, *, old: str = "", new: str = "",
+                        reason: str = "", source_ip: str = "") -> None:
+    await append_audit(redis, AuditEvent(user=by, action=action, result="ok", tag=account_tag(name),
+                                         old=old, new=new, reason=reason, source_ip=source_ip))
+
+
+def _sessions_ended(count: int) -> str:
+    return f"{count} open session{'' if count == 1 else 's'} ended"
+
+
+async def add_user(redis: aioredis.Redis, name: str, role: Role, password: str, *,
+                   by: str = UNATTRIBUTED, source_ip: str = "") -> User:
     check_user_name(name)
     check_password_policy(password)
     if await redis.exists(keys.user(name)):
         raise UserError(f"user '{name}' exists already")
-    return await save_user(redis, name, role, password)
+    user = await save_user(redis, name, role, password)
+    await _audit_change(redis, by, "user_added", name, new=role.value, source_ip=source_ip)
+    return user
 
 
 async def get_user(redis: aioredis.Redis, name: str) -> User | None:
@@ -109,14 +152,88 @@ async def list_users(redis: aioredis.Redis) -> list[User]:
     return sorted(users, key=lambda u: u.name)
 
 
-async def delete_user(redis: aioredis.Redis, name: str) -> bool:
-    return bool(await redis.delete(keys.user(check_user_name(name))))
+async def end_sessions_of(redis: aioredis.Redis, name: str) -> int:
+    """End every open session of user `name`; returns how many.
+
+    Sessions are keyed by a hash of their token, not by user, so this SCANs all session keys
+    and reads each one's "user" field: linear in the open sessions of everyone, which at HMI
+    scale (tens to a few hundred) is a handful of round trips, one pipeline per SCAN page.
+    """
+    check_user_name(name)  # never "": a session hash without a user field is no one's
+    ended = 0
+    cursor = 0
+    while True:
+        cursor, page = await redis.scan(cursor, match=keys.session("*"), count=500)
+        if page:
+            pipe = redis.pipeline(transaction=False)
+            for key in page:
+                pipe.hget(key, "user")
+            owners = await pipe.execute()
+            theirs = [key for key, owner in zip(page, owners, strict=True) if _decoded(owner) == name]
+            if theirs:
+                ended += await redis.delete(*theirs)
+        if not cursor:
+            return ended
 
 
-async def set_role(redis: aioredis.Redis, name: str, role: Role) -> None:
-    if not await redis.exists(keys.user(check_user_name(name))):
+async def delete_user(redis: aioredis.Redis, name: str, *, by: str = UNATTRIBUTED, source_ip: str = "") -> bool:
+    """Delete the user and end their open sessions; False if there was no such user.
+
+    Sessions are ended either way: ones left behind by a user deleted earlier must not come
+    back to life for a new account of the same name.
+    """
+    pipe = redis.pipeline(transaction=True)
+    pipe.hget(keys.user(check_user_name(name)), "role")
+    pipe.delete(keys.user(name))
+    old_role, deleted = await pipe.execute()
+    ended = await end_sessions_of(redis, name)
+    if not deleted:
+        return False
+    await _audit_change(redis, by, "user_deleted", name, old=_decoded(old_role),
+                        reason=_sessions_ended(ended), source_ip=source_ip)
+    return True
+
+
+# Only on an existing user (a HSET on a just deleted one would bring back half an account).
+_SET_ROLE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local old = redis.call('HGET', KEYS[1], 'role')
+redis.call('HSET', KEYS[1], 'role', ARGV[1])
+return old or ''
+"""
+_SET_PASSWORD_HASH = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'password_hash', ARGV[1], 'updated_ms', ARGV[2])
+return 1
+"""
+
+
+async def set_role(redis: aioredis.Redis, name: str, role: Role, *,
+                   by: str = UNATTRIBUTED, source_ip: str = "") -> None:
+    old = await redis.eval(_SET_ROLE, 1, keys.user(check_user_name(name)), role.value)
+    if old is None:
         raise UserError(f"no user '{name}'")
-    await redis.hset(keys.user(name), "role", role.value)
+    await _audit_change(redis, by, "role_changed", name, old=_decoded(old) or "(none)", new=role.value,
+                        source_ip=source_ip)
+
+
+async def change_password(redis: aioredis.Redis, name: str, password: str, *,
+                          by: str = UNATTRIBUTED, source_ip: str = "") -> int:
+    """Store a new argon2 hash for `name` (policy checked) and end all their open sessions.
+
+    Returns how many sessions were ended. The audit entry never carries the password or hash.
+    """
+    check_user_name(name)
+    check_password_policy(password)
+    if not await redis.exists(keys.user(name)):
+        raise UserError(f"no user '{name}'")
+    changed = await redis.eval(_SET_PASSWORD_HASH, 1, keys.user(name), await _hash(password),
+                               int(time.time() * 1000))
+    if not changed:
+        raise UserError(f"no user '{name}'")
+    ended = await end_sessions_of(redis, name)
+    await _audit_change(redis, by, "password_changed", name, reason=_sessions_ended(ended), source_ip=source_ip)
+    return ended
 
 
 async def verify_password(redis: aioredis.Redis, name: str, password: str) -> User | None:
@@ -175,6 +292,14 @@ def _redis_url(args: argparse.Namespace) -> str:
     raise UserError("no Redis to talk to: give --redis-url, set REDIS_URL, or --config with redis.url")
 
 
+def _cli_actor() -> str:
+    """Who is changing users from the command line, for the audit trail."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):  # no login name in the environment nor in the password database
+        return f"cli:uid {os.getuid()}" if hasattr(os, "getuid") else "cli:(unknown OS user)"
+
+
 def _read_new_password(args: argparse.Namespace) -> str:
     if args.password_file:
         lines = Path(args.password_file).read_text(encoding="utf-8").splitlines()
@@ -182,7 +307,7 @@ def _read_new_password(args: argparse.Namespace) -> str:
     first = getpass.getpass("Password: ")
     check_password_policy(first)
     if getpass.getpass("Password again: ") != first:
-        raise UserError("the two passwords differ")
+        raise PasswordRejected("the two passwords differ")
     return first
 
 
@@ -196,8 +321,12 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--role", required=True, type=parse_role)
     add.add_argument("--password-file", help="read the password from the first line of this file")
     commands.add_parser("list", help="list users and roles")
-    delete = commands.add_parser("delete", help="delete a user")
+    delete = commands.add_parser("delete", help="delete a user and end their open sessions")
     delete.add_argument("name")
+    passwd = commands.add_parser("passwd", aliases=["set-password"],
+                                 help="change a user's password and end their open sessions")
+    passwd.add_argument("name")
+    passwd.add_argument("--password-file", help="read the new password from the first line of this file")
     change = commands.add_parser("set-role", help="change a user's role")
     change.add_argument("name")
     change.add_argument("role", type=parse_role)
@@ -205,18 +334,24 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _run(args: argparse.Namespace) -> str:
+    by = _cli_actor()
     redis = aioredis.Redis.from_url(_redis_url(args))
     try:
         if args.command == "add":
-            user = await add_user(redis, args.name, args.role, _read_new_password(args))
+            user = await add_user(redis, args.name, args.role, _read_new_password(args), by=by)
             return f"added {user.name} ({user.role.value})"
         if args.command == "list":
             return "\n".join(f"{u.name}\t{u.role.value}" for u in await list_users(redis)) or "(no users)"
         if args.command == "delete":
-            if not await delete_user(redis, args.name):
+            if not await delete_user(redis, args.name, by=by):
                 raise UserError(f"no user '{args.name}'")
             return f"deleted {args.name}"
-        await set_role(redis, args.name, args.role)
+        if args.command in ("passwd", "set-password"):
+            if await get_user(redis, check_user_name(args.name)) is None:  # before asking for a password
+                raise UserError(f"no user '{args.name}'")
+            ended = await change_password(redis, args.name, _read_new_password(args), by=by)
+            return f"password of {args.name} changed; {_sessions_ended(ended)}"
+        await set_role(redis, args.name, args.role, by=by)
         return f"{args.name} is now {args.role.value}"
     finally:
         await redis.aclose()
@@ -226,9 +361,12 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         print(asyncio.run(_run(args)))
+    except PasswordRejected as exc:
+        print(f"error: {exc}; nothing changed", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except (UserError, OSError, RedisError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_NOT_DONE
     return 0
 
 

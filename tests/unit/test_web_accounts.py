@@ -1,6 +1,8 @@
 """Users, passwords, sessions, lock-out and the audit trail, against a real Redis."""
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tag_store import keys
@@ -11,7 +13,8 @@ from web.login_throttle import MAX_FAILURES, lockout_remaining_s
 from web.roles import Role
 from web.sessions import create_session, end_session, load_session, session_exists, session_key
 from web.users import (
-    UserError, add_user, delete_user, ensure_demo_users, get_user, list_users, set_role, verify_password,
+    UserError, add_user, change_password, delete_user, ensure_demo_users, get_user, list_users, set_role,
+    verify_password,
 )
 
 
@@ -147,3 +150,170 @@ def test_cli_adds_lists_and_changes_users(redis_server, tmp_path, capsys):
     assert users_cli.main([*url, "delete", "hank"]) == 0
     assert users_cli.main([*url, "delete", "hank"]) == 1
     assert "no user 'hank'" in capsys.readouterr().err
+
+
+# --- passwd, ending sessions, and the audit of user changes -------------------------------
+
+_OLD_PASSWORD = "old horse battery"
+_NEW_PASSWORD = "new staple 2026!"
+
+
+def _prompts(monkeypatch, *answers: str) -> list[str]:
+    """getpass answers the CLI's prompts in turn; returns the prompts it was asked."""
+    asked, queue = [], list(answers)
+
+    def fake_getpass(prompt: str = "") -> str:
+        asked.append(prompt)
+        return queue.pop(0)
+
+    monkeypatch.setattr(users_cli.getpass, "getpass", fake_getpass)
+    return asked
+
+
+async def _cli(redis_server, *argv: str) -> int:
+    # main() runs its own event loop: give it a thread, this test's loop keeps the fixture client.
+    return await asyncio.to_thread(users_cli.main, ["--redis-url", redis_server.url, *argv])
+
+
+async def _stored_hash(redis_client, name: str) -> bytes:
+    return await redis_client.hget(keys.user(name), "password_hash")
+
+
+async def test_cli_passwd_replaces_the_hash_and_ends_only_that_users_sessions(
+        redis_client, redis_server, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(users_cli.getpass, "getuser", lambda: "jane")
+    await add_user(redis_client, "hank", Role.OPERATOR, _OLD_PASSWORD)
+    await add_user(redis_client, "ivy", Role.OPERATOR, "ivy's own password")
+    before = await _stored_hash(redis_client, "hank")
+    hank_tokens = [(await create_session(redis_client, "hank", Role.OPERATOR, 60, now_ms=1))[0] for _ in range(2)]
+    ivy_token, _ = await create_session(redis_client, "ivy", Role.OPERATOR, 60, now_ms=1)
+    password_file = tmp_path / "pw"
+    password_file.write_text(_NEW_PASSWORD + "\n")
+
+    assert await _cli(redis_server, "passwd", "hank", "--password-file", str(password_file)) == 0
+    assert "password of hank changed; 2 open sessions ended" in capsys.readouterr().out
+    after = await _stored_hash(redis_client, "hank")
+    assert after != before and after.startswith(b"$argon2") and _NEW_PASSWORD.encode() not in after
+    assert await verify_password(redis_client, "hank", _OLD_PASSWORD) is None
+    assert (await verify_password(redis_client, "hank", _NEW_PASSWORD)).role is Role.OPERATOR
+    for token in hank_tokens:
+        assert await load_session(redis_client, token, 60) is None and not await session_exists(redis_client, token)
+    assert (await load_session(redis_client, ivy_token, 60)).user == "ivy"  # another user's login stays
+    newest = (await read_audit(redis_client, count=1))[0]
+    assert {k: newest[k] for k in ("user", "action", "result", "tag", "old", "new", "reason")} == {
+        "user": "cli:jane", "action": "password_changed", "result": "ok", "tag": "user:hank",
+        "old": "", "new": "", "reason": "2 open sessions ended"}
+
+
+async def test_cli_passwd_asks_twice_when_no_file_is_given_and_the_alias_works(
+        redis_client, redis_server, monkeypatch):
+    await add_user(redis_client, "hank", Role.VIEWER, _OLD_PASSWORD)
+    asked = _prompts(monkeypatch, _NEW_PASSWORD, _NEW_PASSWORD)
+    assert await _cli(redis_server, "set-password", "hank") == 0
+    assert asked == ["Password: ", "Password again: "]
+    assert await verify_password(redis_client, "hank", _NEW_PASSWORD) is not None
+    assert await verify_password(redis_client, "hank", _OLD_PASSWORD) is None
+
+
+@pytest.mark.parametrize(("answers", "file_text", "message"), [
+    ((_NEW_PASSWORD, _NEW_PASSWORD + "x"), None, "error: the two passwords differ; nothing changed"),
+    (("short", "short"), None, "error: the password must have at least 8 characters; nothing changed"),
+    ((), "short\n", "error: the password must have at least 8 characters; nothing changed"),
+    ((), "", "error: the password must have at least 8 characters; nothing changed"),
+], ids=["prompts-differ", "prompt-too-short", "file-too-short", "file-empty"])
+async def test_cli_passwd_refuses_a_bad_password_with_exit_2_and_changes_nothing(
+        redis_client, redis_server, tmp_path, capsys, monkeypatch, answers, file_text, message):
+    await add_user(redis_client, "hank", Role.OPERATOR, _OLD_PASSWORD)
+    token, _ = await create_session(redis_client, "hank", Role.OPERATOR, 60, now_ms=1)
+    before = await redis_client.hgetall(keys.user("hank"))
+    audit_before = await read_audit(redis_client, count=100)
+    _prompts(monkeypatch, *answers)
+    argv = ["passwd", "hank"]
+    if file_text is not None:
+        (tmp_path / "pw").write_text(file_text)
+        argv += ["--password-file", str(tmp_path / "pw")]
+
+    assert await _cli(redis_server, *argv) == 2
+    assert message in capsys.readouterr().err
+    assert await redis_client.hgetall(keys.user("hank")) == before
+    assert await verify_password(redis_client, "hank", _OLD_PASSWORD) is not None
+    assert (await load_session(redis_client, token, 60)).user == "hank"
+    assert await read_audit(redis_client, count=100) == audit_before
+
+
+async def test_cli_passwd_of_no_such_user_fails_before_asking_for_a_password(
+        redis_client, redis_server, capsys, monkeypatch):
+    asked = _prompts(monkeypatch)
+    assert await _cli(redis_server, "passwd", "nobody") == 1
+    assert "no user 'nobody'" in capsys.readouterr().err and asked == []
+    with pytest.raises(UserError, match="no user 'nobody'"):
+        await change_password(redis_client, "nobody", _NEW_PASSWORD)
+    assert not await redis_client.exists(keys.user("nobody"))  # no half account made
+    assert await read_audit(redis_client, count=10) == []
+
+
+async def test_deleting_a_user_ends_their_sessions_so_a_new_account_of_that_name_does_not_inherit_them(
+        redis_client):
+    await add_user(redis_client, "kim", Role.ENGINEER, _OLD_PASSWORD)
+    await add_user(redis_client, "lou", Role.VIEWER, _OLD_PASSWORD)
+    kim_token, _ = await create_session(redis_client, "kim", Role.ENGINEER, 60, now_ms=1)
+    lou_token, _ = await create_session(redis_client, "lou", Role.VIEWER, 60, now_ms=1)
+    assert await delete_user(redis_client, "kim", by="admin-page:root")
+    assert not await redis_client.exists(session_key(kim_token))  # gone from Redis, not only refused
+    await add_user(redis_client, "kim", Role.ADMIN, "someone else entirely")
+    assert await load_session(redis_client, kim_token, 60) is None
+    assert not await session_exists(redis_client, kim_token)
+    assert (await load_session(redis_client, lou_token, 60)).user == "lou"
+    deleted = next(e for e in await read_audit(redis_client, count=10) if e["action"] == "user_deleted")
+    assert (deleted["user"], deleted["tag"], deleted["old"], deleted["reason"]) == (
+        "admin-page:root", "user:kim", "engineer", "1 open session ended")
+
+
+async def test_end_sessions_of_walks_every_scan_page_and_touches_no_one_else(redis_client):
+    for i in range(700):  # more than one SCAN page (COUNT 500)
+        await create_session(redis_client, f"other{i % 7}", Role.VIEWER, 60, now_ms=1)
+    mine = [(await create_session(redis_client, "max", Role.VIEWER, 60, now_ms=1))[0] for _ in range(3)]
+    await redis_client.hset(keys.user("max"), "role", "viewer")  # a key under sl:user: is no session
+    assert await users_cli.end_sessions_of(redis_client, "max") == 3
+    assert not any([await redis_client.exists(session_key(t)) for t in mine])
+    assert len([k async for k in redis_client.scan_iter(match=keys.session("*"))]) == 700
+    assert await redis_client.exists(keys.user("max"))
+    assert await users_cli.end_sessions_of(redis_client, "max") == 0
+
+
+async def test_every_cli_user_change_is_audited_with_who_and_what_and_never_a_password(
+        redis_client, redis_server, tmp_path, monkeypatch):
+    monkeypatch.setattr(users_cli.getpass, "getuser", lambda: "jane")
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.write_text(_OLD_PASSWORD + "\n")
+    second.write_text(_NEW_PASSWORD + "\n")
+    assert await _cli(redis_server, "add", "nora", "--role", "operator", "--password-file", str(first)) == 0
+    assert await _cli(redis_server, "set-role", "nora", "engineer") == 0
+    await create_session(redis_client, "nora", Role.ENGINEER, 60, now_ms=1)
+    assert await _cli(redis_server, "passwd", "nora", "--password-file", str(second)) == 0
+    assert await _cli(redis_server, "delete", "nora") == 0
+
+    entries = list(reversed(await read_audit(redis_client, count=100)))  # oldest first
+    assert [(e["user"], e["action"], e["result"], e["tag"], e["old"], e["new"], e["reason"]) for e in entries] == [
+        ("cli:jane", "user_added", "ok", "user:nora", "", "operator", ""),
+        ("cli:jane", "role_changed", "ok", "user:nora", "operator", "engineer", ""),
+        ("cli:jane", "password_changed", "ok", "user:nora", "", "", "1 open session ended"),
+        ("cli:jane", "user_deleted", "ok", "user:nora", "engineer", "", "0 open sessions ended"),
+    ]
+    raw = repr(await redis_client.xrange(keys.AUDIT))
+    for secret in (_OLD_PASSWORD, _NEW_PASSWORD, "$argon2", "password_hash"):
+        assert secret not in raw
+
+
+async def test_library_changes_are_audited_even_when_the_caller_names_no_one(redis_client):
+    await add_user(redis_client, "olga", Role.VIEWER, _OLD_PASSWORD)
+    await set_role(redis_client, "olga", Role.OPERATOR, by="admin-page:root", source_ip="10.2.2.2")
+    assert await change_password(redis_client, "olga", _NEW_PASSWORD) == 0
+    newest, role_change, added = await read_audit(redis_client, count=3)
+    assert (added["user"], added["action"]) == (users_cli.UNATTRIBUTED, "user_added")
+    assert (role_change["user"], role_change["source_ip"], role_change["old"], role_change["new"]) == (
+        "admin-page:root", "10.2.2.2", "viewer", "operator")
+    assert (newest["user"], newest["action"]) == (users_cli.UNATTRIBUTED, "password_changed")
+    with pytest.raises(UserError, match="at least 8"):
+        await change_password(redis_client, "olga", "short")
+    assert len(await read_audit(redis_client, count=10)) == 3
