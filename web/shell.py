@@ -20,7 +20,7 @@ from web.live_push import LIVE_STORE_ID
 from web.runtime import current_runtime
 
 NAVIGATION = (("Overview", "/"), ("Trend", "/trend"), ("Alarms", "/alarms"), ("Journal", "/alarms/journal"),
-              ("Alarm KPIs", "/alarms/performance"), ("Sources", "/sources"))
+              ("Alarm KPIs", "/alarms/performance"), ("Sources", "/sources"), ("Audit", "/audit"))
 
 
 def alarm_counts() -> dcc.Link:

@@ -1,0 +1,127 @@
+"""Audit trail: logins, logouts, failed logins, setpoint writes and alarm actions, searched and exported.
+
+Engineer or admin only (web.audit_query.AUDIT_MIN_ROLE): others get a message instead of the
+page, and the search callback checks again. A preset (last hour, day, week) or a custom range
+whose times the browser reads in its own zone; the CSV link asks /api/audit.csv for exactly the
+search shown. The work is in web/audit_query.py.
+"""
+from __future__ import annotations
+
+import dash
+import dash_ag_grid as dag
+from dash import Input, Output, State, callback, clientside_callback, dcc, html
+from dash.exceptions import PreventUpdate
+
+from web.audit_query import ACTIONS, INVALID_TIME, NOT_ALLOWED, PAGE_LIMIT, RESULTS, audit_view, may_read_audit
+from web.auth import current_session
+from web.runtime import current_runtime
+
+dash.register_page(__name__, path="/audit", name="Audit trail", title="Audit trail", order=6)
+
+PRESET_OPTIONS = [{"label": "Last hour", "value": "hour"}, {"label": "Last day", "value": "day"},
+                  {"label": "Last week", "value": "week"}, {"label": "From / to below", "value": "custom"}]
+
+COLUMNS = [
+    {"field": "time_ms", "headerName": "Time", "width": 150, "sort": "desc",
+     "valueFormatter": {"function": "stacklightTime(params.value)"}},
+    {"field": "user", "headerName": "User", "width": 120},
+    {"field": "action", "headerName": "Action", "width": 130},
+    {"field": "result", "headerName": "Result", "width": 110},
+    {"field": "tag", "headerName": "Tag / alarm", "width": 180},
+    {"field": "old", "headerName": "Old", "width": 110},
+    {"field": "new", "headerName": "New", "width": 110},
+    {"field": "reason", "headerName": "Reason", "flex": 1, "minWidth": 200},
+    {"field": "source_ip", "headerName": "From address", "width": 140},
+]
+
+
+def layout(**_query):
+    session = current_session()
+    if session is None or not may_read_audit(session.role):
+        role = session.role.value if session else "not logged in"
+        return html.Div([html.H1("Audit trail", className="sl-page-title"),
+                         html.P(f"{NOT_ALLOWED} (You are {role}.)", id="audit-not-allowed",
+                                className="sl-page-subtitle", role="alert")], className="sl-page")
+    from layouts.alarms import GRID_THEME  # noqa: PLC0415 - see layouts/alarm_journal.py
+
+    filters = [
+        _field("Range", dcc.Dropdown(id="audit-preset", options=PRESET_OPTIONS, value="day", clearable=False,
+                                     style={"width": 170})),
+        _field("From", dcc.Input(id="audit-from", type="datetime-local", step=1, className="sl-input")),
+        _field("To", dcc.Input(id="audit-to", type="datetime-local", step=1, className="sl-input")),
+        _field("User", dcc.Input(id="audit-user", type="text", maxLength=200, className="sl-input")),
+        _field("Tag", dcc.Input(id="audit-tag", type="text", placeholder="T1.level or T1.*", maxLength=200,
+                                className="sl-input")),
+        _field("Action", dcc.Dropdown(id="audit-action", options=list(ACTIONS), placeholder="any",
+                                      style={"width": 170})),
+        _field("Result", dcc.Dropdown(id="audit-result", options=list(RESULTS), placeholder="any",
+                                      style={"width": 130})),
+        _field("Text", dcc.Input(id="audit-text", type="text", placeholder="values, reason, address",
+                                 maxLength=200, className="sl-input")),
+        html.Button("Search", id="audit-search", className="sl-button sl-button-primary"),
+        html.A("Download CSV", id="audit-csv", className="sl-button", download=""),
+    ]
+    return html.Div(
+        [
+            html.H1("Audit trail", className="sl-page-title"),
+            html.P(f"Who did what, newest first; the page shows up to {PAGE_LIMIT:,} events, the CSV up to "
+                   "100,000.", className="sl-page-subtitle"),
+            html.Div(filters, className="sl-ack-controls", style={"flexWrap": "wrap", "alignItems": "end"}),
+            html.Div(id="audit-message", className="sl-ack-result", role="status"),
+            dcc.Store(id="audit-range"),
+            dcc.Loading(dag.AgGrid(
+                id="audit-grid",
+                columnDefs=COLUMNS,
+                rowData=[],
+                getRowId="params.data.entry_id",
+                defaultColDef={"resizable": True, "sortable": True},
+                dashGridOptions={"theme": {"function": GRID_THEME}, "animateRows": False,
+                                 "localeText": {"noRowsToShow": "No audit events"}},
+                style={"height": "62vh"},
+            ), type="dot", delay_show=300),
+        ],
+        className="sl-page",
+    )
+
+
+def _field(label: str, control) -> html.Label:
+    return html.Label([html.Span(label, className="sl-muted"), control],
+                      style={"display": "flex", "flexDirection": "column", "gap": "2px"})
+
+
+# The browser reads custom times in its own zone; the search runs below.
+clientside_callback(
+    """function(_clicks, _userEnter, _tagEnter, _textEnter, preset, fromText, toText) {
+        function ms(text) {
+            if (!text) { return null; }
+            const t = new Date(text).getTime();
+            return isNaN(t) ? '""" + INVALID_TIME + """' : t;
+        }
+        return {preset: preset, from_ms: ms(fromText), to_ms: ms(toText), now_ms: Date.now()};
+    }""",
+    Output("audit-range", "data"),
+    Input("audit-search", "n_clicks"), Input("audit-user", "n_submit"), Input("audit-tag", "n_submit"),
+    Input("audit-text", "n_submit"),
+    State("audit-preset", "value"), State("audit-from", "value"), State("audit-to", "value"),
+)
+
+
+@callback(
+    Output("audit-grid", "rowData"),
+    Output("audit-message", "children"),
+    Output("audit-csv", "href"),
+    Input("audit-range", "data"),
+    State("audit-user", "value"),
+    State("audit-tag", "value"),
+    State("audit-action", "value"),
+    State("audit-result", "value"),
+    State("audit-text", "value"),
+)
+async def search(time_range, user, tag, action, result, text):
+    if not time_range:
+        raise PreventUpdate  # the browser's times come first (above)
+    session = current_session()
+    runtime = await current_runtime().ensure_started()
+    view = await audit_view(runtime.redis, session.role if session else None, time_range, user, tag, action,
+                            result, text, int(time_range["now_ms"]))
+    return view.rows, view.message, view.csv_href
