@@ -83,8 +83,28 @@
   // The window of a live preset follows the clock, a step about every pixel; not after the operator
   // zoomed or panned (the figure of that span is on its way), so the zoom is neither undone nor lost.
   var lastSlide = 0, zoomedFigure = null;
+  // Zooms and pans by the operator, from Plotly's own event (a drag or pan reports xaxis.range[0]
+  // and [1]; our slide() sets xaxis.range and is not one): the slide stops at once, and the span
+  // goes to the server debounced, through the trend-zoom store. Not through the graph's
+  // relayoutData: a slide or a new figure in between could replace it before Dash read it.
+  var zoomSeq = 0;
+  function watchZoom(gd) {
+    if (!gd || gd.slZoomWatched || typeof gd.on !== 'function') { return; }
+    gd.slZoomWatched = true;
+    gd.on('plotly_relayout', function (ev) {
+      if (!ev || ev['xaxis.range[0]'] === undefined || ev['xaxis.range[1]'] === undefined) { return; }
+      zoomedFigure = meta(gd);
+      var seq = ++zoomSeq, start = ev['xaxis.range[0]'], end = ev['xaxis.range[1]'];
+      window.setTimeout(function () {
+        if (seq === zoomSeq && window.dash_clientside && window.dash_clientside.set_props) {
+          window.dash_clientside.set_props('trend-zoom', {data: {start: start, end: end, seq: seq}});
+        }
+      }, ZOOM_DEBOUNCE_MS);
+    });
+  }
   function slide() {
     var gd = graph(), m = meta(gd);
+    watchZoom(gd);
     pngName(gd, m);
     if (!m || !m.extend || document.hidden || m === zoomedFigure) { return; }
     var now = clockNow();
@@ -132,25 +152,10 @@
     }, 800);
   });
 
-  var zoomSeq = 0;
   window.dash_clientside = window.dash_clientside || {};
   window.dash_clientside.stacklightTrend = {
     client: function () {
       return {utc_offset_min: -new Date().getTimezoneOffset(), plot_px: plotWidth()};
-    },
-    // A drag or pan reports xaxis.range[0] and [1]; our slide() sets xaxis.range and is ignored.
-    zoom: function (relayout) {
-      var noUpdate = window.dash_clientside.no_update;
-      if (!relayout || relayout['xaxis.range[0]'] === undefined || relayout['xaxis.range[1]'] === undefined) {
-        return noUpdate;
-      }
-      var seq = ++zoomSeq, start = relayout['xaxis.range[0]'], end = relayout['xaxis.range[1]'];
-      zoomedFigure = meta(graph());
-      return new Promise(function (resolve) {
-        window.setTimeout(function () {
-          resolve(seq === zoomSeq ? {start: start, end: end, seq: seq} : noUpdate);
-        }, ZOOM_DEBOUNCE_MS);
-      });
     },
     address: function (query) {
       if (typeof query !== 'string') { return window.dash_clientside.no_update; }

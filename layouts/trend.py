@@ -106,9 +106,8 @@ def layout(**query):
 # The browser's time zone and plot width first (and again when the window is resized).
 clientside_callback(ClientsideFunction("stacklightTrend", "client"),
                     Output("trend-client", "data"), Input("trend-graph", "id"))
-# Zooms and pans by the operator, debounced (our own sliding of the window is not one).
-clientside_callback(ClientsideFunction("stacklightTrend", "zoom"),
-                    Output("trend-zoom", "data"), Input("trend-graph", "relayoutData"), prevent_initial_call=True)
+# Zooms and pans by the operator reach trend-zoom from assets/trend_live.js (Plotly's relayout event,
+# debounced; our own sliding of the window is not one).
 # The address follows every change, without reloading.
 clientside_callback(ClientsideFunction("stacklightTrend", "address"), Input("trend-url", "data"))
 clientside_callback(ClientsideFunction("stacklightTrend", "png"), Input("trend-png", "n_clicks"),
