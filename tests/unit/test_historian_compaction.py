@@ -4,21 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from domain.quality import BAD_NO_COMMUNICATION, BAD_SENSOR_FAILURE, GOOD, UNCERTAIN
+from domain.quality import BAD_SENSOR_FAILURE, GOOD, UNCERTAIN
 from historian.reader import HistoryReader
 from historian.storage import SampleRows, compact, saved_cursor, write_compacted, write_segment
-
-HOUR = 3_600_000
-DAY = 86_400_000
-MINUTE = 60_000
-BASE = 1_764_633_600_000  # 2025-12-02 00:00 UTC
-BAD = BAD_NO_COMMUNICATION.code
-NAN = float("nan")
-
-
-def rows(*samples: tuple[str, int, float, int]) -> SampleRows:
-    tags, ts, values, qualities = zip(*samples)
-    return SampleRows.from_lists(list(tags), list(ts), list(values), list(qualities))
+from tests.unit.historian_samples import BAD, BASE, DAY, HOUR, MINUTE, NAN, rows
 
 
 def files(tmp_path, pattern="*.parquet"):

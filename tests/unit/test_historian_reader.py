@@ -8,22 +8,11 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from domain.downsampling import rollup_points
-from domain.quality import BAD_NO_COMMUNICATION, UNCERTAIN
+from domain.quality import UNCERTAIN
 from historian.reader import HistoryReader
 from historian.storage import SampleRows, compact, write_compacted, write_segment
+from tests.unit.historian_samples import BAD, BASE, DAY, HOUR, MINUTE, NAN, rows
 from web.history_query import read_disk
-
-HOUR = 3_600_000
-DAY = 86_400_000
-MINUTE = 60_000
-BASE = 1_764_633_600_000  # 2025-12-02 00:00 UTC
-BAD = BAD_NO_COMMUNICATION.code
-NAN = float("nan")
-
-
-def rows(*samples: tuple[str, int, float, int]) -> SampleRows:
-    tags, ts, values, qualities = zip(*samples)
-    return SampleRows.from_lists(list(tags), list(ts), list(values), list(qualities))
 
 
 def every_second(tag: str, start_ms: int, seconds: int, offset: float = 0.0) -> SampleRows:

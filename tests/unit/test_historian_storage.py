@@ -8,20 +8,10 @@ import time
 import numpy as np
 import pytest
 
-from domain.quality import BAD_NO_COMMUNICATION, GOOD, UNCERTAIN
+from domain.quality import GOOD, UNCERTAIN
 from historian.reader import HistoryReader
 from historian.storage import SampleRows, compact, disk_bytes, prune, saved_cursor, write_compacted, write_segment
-
-HOUR = 3_600_000
-DAY = 86_400_000
-BASE = 1_764_633_600_000  # 2025-12-02 00:00 UTC
-BAD = BAD_NO_COMMUNICATION.code
-NAN = float("nan")
-
-
-def rows(*samples: tuple[str, int, float, int]) -> SampleRows:
-    tags, ts, values, qualities = zip(*samples)
-    return SampleRows.from_lists(list(tags), list(ts), list(values), list(qualities))
+from tests.unit.historian_samples import BAD, BASE, DAY, HOUR, NAN, rows
 
 
 def test_a_segment_reads_back_with_quality_bad_as_nan_and_uncertain_kept(tmp_path):
