@@ -8,10 +8,10 @@ is in web/alarm_journal.py.
 from __future__ import annotations
 
 import dash
-import dash_ag_grid as dag
 from dash import Input, Output, State, callback, clientside_callback, dcc, html
 from dash.exceptions import PreventUpdate
 
+from components.search_page import labelled_field as field, search_page
 from web.alarm_journal import INVALID_TIME, journal_view
 from web.runtime import current_runtime
 
@@ -39,44 +39,20 @@ def layout(**_query):
 
     areas = sorted({t.area for t in current_runtime().tags.tags() if t.area})
     filters = [
-        _field("From", dcc.Input(id="journal-start", type="datetime-local", step=1, className="sl-input")),
-        _field("To", dcc.Input(id="journal-end", type="datetime-local", step=1, className="sl-input")),
-        _field("Tag", dcc.Input(id="journal-tag", type="text", placeholder="T1.level or T1.*", maxLength=200,
-                                className="sl-input")),
-        _field("Area", dcc.Dropdown(id="journal-area", options=areas, placeholder="any", style={"width": 160})),
-        _field("Priority", dcc.Dropdown(id="journal-priority", options=[1, 2, 3, 4], placeholder="any",
-                                        style={"width": 90})),
-        _field("Text", dcc.Input(id="journal-text", type="text", placeholder="message, user or comment",
-                                 maxLength=200, className="sl-input")),
+        field("From", dcc.Input(id="journal-start", type="datetime-local", step=1, className="sl-input")),
+        field("To", dcc.Input(id="journal-end", type="datetime-local", step=1, className="sl-input")),
+        field("Tag", dcc.Input(id="journal-tag", type="text", placeholder="T1.level or T1.*", maxLength=200,
+                               className="sl-input")),
+        field("Area", dcc.Dropdown(id="journal-area", options=areas, placeholder="any", style={"width": 160})),
+        field("Priority", dcc.Dropdown(id="journal-priority", options=[1, 2, 3, 4], placeholder="any",
+                                       style={"width": 90})),
+        field("Text", dcc.Input(id="journal-text", type="text", placeholder="message, user or comment",
+                                maxLength=200, className="sl-input")),
         html.Button("Search", id="journal-search", className="sl-button sl-button-primary"),
         html.A("Download CSV", id="journal-csv", className="sl-button", download=""),
     ]
-    return html.Div(
-        [
-            html.H1("Alarm journal", className="sl-page-title"),
-            html.P("Every alarm transition and operator action. Empty times: the last 24 hours.",
-                   className="sl-page-subtitle"),
-            html.Div(filters, className="sl-ack-controls", style={"flexWrap": "wrap", "alignItems": "end"}),
-            html.Div(id="journal-message", className="sl-ack-result", role="status"),
-            dcc.Store(id="journal-range"),
-            dcc.Loading(dag.AgGrid(
-                id="journal-grid",
-                columnDefs=COLUMNS,
-                rowData=[],
-                getRowId="params.data.entry_id",
-                defaultColDef={"resizable": True, "sortable": True},
-                dashGridOptions={"theme": {"function": GRID_THEME}, "animateRows": False,
-                                 "localeText": {"noRowsToShow": "No journal entries"}},
-                style={"height": "62vh"},
-            ), type="dot", delay_show=300),
-        ],
-        className="sl-page",
-    )
-
-
-def _field(label: str, control) -> html.Label:
-    return html.Label([html.Span(label, className="sl-muted"), control],
-                      style={"display": "flex", "flexDirection": "column", "gap": "2px"})
+    subtitle = "Every alarm transition and operator action. Empty times: the last 24 hours."
+    return search_page("journal", "Alarm journal", subtitle, filters, COLUMNS, "No journal entries", GRID_THEME)
 
 
 # The browser reads the times in its own zone (also on page load: the last 24 h); the search runs below.

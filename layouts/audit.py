@@ -8,10 +8,10 @@ search shown. The work is in web/audit_query.py.
 from __future__ import annotations
 
 import dash
-import dash_ag_grid as dag
 from dash import Input, Output, State, callback, clientside_callback, dcc, html
 from dash.exceptions import PreventUpdate
 
+from components.search_page import labelled_field as field, search_page
 from web.audit_query import ACTIONS, INVALID_TIME, NOT_ALLOWED, PAGE_LIMIT, RESULTS, audit_view, may_read_audit
 from web.auth import current_session
 from web.runtime import current_runtime
@@ -45,48 +45,24 @@ def layout(**_query):
     from layouts.alarms import GRID_THEME  # noqa: PLC0415 - see layouts/alarm_journal.py
 
     filters = [
-        _field("Range", dcc.Dropdown(id="audit-preset", options=PRESET_OPTIONS, value="day", clearable=False,
+        field("Range", dcc.Dropdown(id="audit-preset", options=PRESET_OPTIONS, value="day", clearable=False,
+                                    style={"width": 170})),
+        field("From", dcc.Input(id="audit-from", type="datetime-local", step=1, className="sl-input")),
+        field("To", dcc.Input(id="audit-to", type="datetime-local", step=1, className="sl-input")),
+        field("User", dcc.Input(id="audit-user", type="text", maxLength=200, className="sl-input")),
+        field("Tag", dcc.Input(id="audit-tag", type="text", placeholder="T1.level or T1.*", maxLength=200,
+                               className="sl-input")),
+        field("Action", dcc.Dropdown(id="audit-action", options=list(ACTIONS), placeholder="any",
                                      style={"width": 170})),
-        _field("From", dcc.Input(id="audit-from", type="datetime-local", step=1, className="sl-input")),
-        _field("To", dcc.Input(id="audit-to", type="datetime-local", step=1, className="sl-input")),
-        _field("User", dcc.Input(id="audit-user", type="text", maxLength=200, className="sl-input")),
-        _field("Tag", dcc.Input(id="audit-tag", type="text", placeholder="T1.level or T1.*", maxLength=200,
-                                className="sl-input")),
-        _field("Action", dcc.Dropdown(id="audit-action", options=list(ACTIONS), placeholder="any",
-                                      style={"width": 170})),
-        _field("Result", dcc.Dropdown(id="audit-result", options=list(RESULTS), placeholder="any",
-                                      style={"width": 130})),
-        _field("Text", dcc.Input(id="audit-text", type="text", placeholder="values, reason, address",
-                                 maxLength=200, className="sl-input")),
+        field("Result", dcc.Dropdown(id="audit-result", options=list(RESULTS), placeholder="any",
+                                     style={"width": 130})),
+        field("Text", dcc.Input(id="audit-text", type="text", placeholder="values, reason, address",
+                                maxLength=200, className="sl-input")),
         html.Button("Search", id="audit-search", className="sl-button sl-button-primary"),
         html.A("Download CSV", id="audit-csv", className="sl-button", download=""),
     ]
-    return html.Div(
-        [
-            html.H1("Audit trail", className="sl-page-title"),
-            html.P(f"Who did what, newest first; the page shows up to {PAGE_LIMIT:,} events, the CSV up to "
-                   "100,000.", className="sl-page-subtitle"),
-            html.Div(filters, className="sl-ack-controls", style={"flexWrap": "wrap", "alignItems": "end"}),
-            html.Div(id="audit-message", className="sl-ack-result", role="status"),
-            dcc.Store(id="audit-range"),
-            dcc.Loading(dag.AgGrid(
-                id="audit-grid",
-                columnDefs=COLUMNS,
-                rowData=[],
-                getRowId="params.data.entry_id",
-                defaultColDef={"resizable": True, "sortable": True},
-                dashGridOptions={"theme": {"function": GRID_THEME}, "animateRows": False,
-                                 "localeText": {"noRowsToShow": "No audit events"}},
-                style={"height": "62vh"},
-            ), type="dot", delay_show=300),
-        ],
-        className="sl-page",
-    )
-
-
-def _field(label: str, control) -> html.Label:
-    return html.Label([html.Span(label, className="sl-muted"), control],
-                      style={"display": "flex", "flexDirection": "column", "gap": "2px"})
+    subtitle = f"Who did what, newest first; the page shows up to {PAGE_LIMIT:,} events, the CSV up to 100,000."
+    return search_page("audit", "Audit trail", subtitle, filters, COLUMNS, "No audit events", GRID_THEME)
 
 
 # The browser reads custom times in its own zone; the search runs below.

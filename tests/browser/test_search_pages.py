@@ -1,0 +1,25 @@
+"""The two log search pages (components/search_page.py) as an operator and an engineer see them."""
+from __future__ import annotations
+
+from playwright.sync_api import expect
+
+
+def test_an_engineer_finds_their_own_login_on_the_audit_page_and_an_operator_is_told_why_not(login):
+    page = login("engineer", "/audit")
+    grid = page.locator("#audit-grid .ag-center-cols-container")
+    expect(grid.locator(".ag-row").first).to_be_visible(timeout=15_000)
+    expect(grid).to_contain_text("engineer")
+    expect(grid).to_contain_text("login")
+    assert "/api/audit.csv?" in (page.locator("#audit-csv").get_attribute("href") or "")
+
+    operator = login("operator", "/audit")
+    expect(operator.locator("#audit-not-allowed")).to_contain_text("You are operator")
+    assert operator.locator("#audit-grid").count() == 0
+
+
+def test_the_alarm_journal_page_draws_its_filters_and_grid(login):
+    page = login("operator", "/alarms/journal")
+    expect(page.locator("h1")).to_have_text("Alarm journal")
+    expect(page.locator("#journal-grid")).to_be_visible(timeout=15_000)
+    expect(page.locator("#journal-search")).to_be_visible()
+    assert page.locator("#journal-csv").count() == 1
