@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 from enum import StrEnum
+from ipaddress import ip_network
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
@@ -19,6 +20,8 @@ from domain.historian_settings import HistorianSettings
 TAG_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.\-]{0,127}$"
 # An OPC UA node id as written in a plant file: "i=2253", "ns=2;s=Tank1", "nsu=urn:plc;s=Tank1".
 NODE_ID_PATTERN = r"^(ns=\d+;|nsu=[^;]+;)?[isgb]=.+$"
+# The least role that may write a tag (the web's roles, by name: domain does not import web).
+WriteRole = Literal["operator", "engineer", "admin"]
 
 
 class _Strict(BaseModel):
@@ -345,6 +348,11 @@ class Tag(_Strict):
     max_step: Annotated[float, Field(gt=0)] | None = None
     # Readback must agree within this absolute tolerance to confirm a write.
     write_tolerance: Annotated[float, Field(ge=0)] = 0.0
+    # Write safety: the least role that may write this tag (per tag, on top of the role rule);
+    # a reason the operator must give with each write; a second person's approval (critical).
+    write_role: WriteRole = "operator"
+    reason_required: bool = False
+    critical: bool = False
     alarms: TagAlarms | None = None
 
     @model_validator(mode="after")
@@ -364,6 +372,8 @@ class Tag(_Strict):
             self.limits.low < self.range.low or self.limits.high > self.range.high
         ):
             raise ValueError("operator limits must lie inside the engineering range")
+        if not self.writable and (self.critical or self.reason_required):
+            raise ValueError("critical and reason_required apply to writable tags only (set writable: true)")
         if (self.limits or self.max_step) and not self.data_type.is_numeric:
             raise ValueError("limits and max_step need a numeric data_type")
         if self.alarms and self.alarms.needs_numeric_input and not self.data_type.is_numeric:
@@ -387,6 +397,25 @@ class Tag(_Strict):
 class RedisSettings(_Strict):
     # No URL (and no REDIS_URL in the environment) means "start a private Redis".
     url: str | None = None
+    # An ACL user (Redis 6+) and/or password (requirepass), added to the URL's; never written in it.
+    username: str | None = None
+    password: SecretRef | None = None
+
+
+class KioskSettings(_Strict):
+    """A read-only view without login, only for these client networks (e.g. a wall screen)."""
+
+    allowed_networks: Annotated[list[str], Field(min_length=1)]
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _networks(cls, networks: list[str]) -> list[str]:
+        for network in networks:
+            try:
+                ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"'{network}' is not an IP address or network (e.g. 10.1.2.0/24)") from None
+        return networks
 
 
 class WebSettings(_Strict):
@@ -394,6 +423,20 @@ class WebSettings(_Strict):
     port: Annotated[int, Field(ge=1, le=65535)] = 8050
     push_rate_hz: Annotated[float, Field(gt=0, le=10)] = 10.0
     session_idle_timeout_s: Annotated[int, Field(ge=60)] = 1800
+    # HTTPS when both are set (PEM files); cookies are then Secure.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    # Reverse proxies whose X-Forwarded-For/-Proto are believed (addresses, as uvicorn takes them).
+    trusted_proxies: list[str] = []
+    kiosk: KioskSettings | None = None
+    # Per-user API tokens expire after at most this many days.
+    api_token_max_days: Annotated[int, Field(ge=1, le=3650)] = 365
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> WebSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("web.tls_cert and web.tls_key go together: give both or neither")
+        return self
 
 
 class PlantConfig(_Strict):

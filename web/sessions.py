@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 
 from tag_store import keys
 from web.roles import Role
-from web.users import get_user
+from web.users import decode_areas, get_user
 
 SESSION_COOKIE = "stacklight_session"
 CSRF_COOKIE = "stacklight_csrf"
@@ -29,6 +29,8 @@ class Session:
     role: Role
     csrf_token: str
     created_ms: int
+    # The user's plant areas (empty: all), read from the user record like the role.
+    areas: tuple[str, ...] = ()
 
 
 def new_token() -> str:
@@ -78,7 +80,7 @@ async def load_session(
         await redis.delete(key)
         return None
     return Session(user=user.name, role=user.role, csrf_token=raw.get("csrf", ""),
-                   created_ms=int(raw.get("created_ms", 0)))
+                   created_ms=int(raw.get("created_ms", 0)), areas=user.areas)
 
 
 async def peek_session(redis: aioredis.Redis, token: str | None, user: str) -> Session | None:
@@ -92,14 +94,14 @@ async def peek_session(redis: aioredis.Redis, token: str | None, user: str) -> S
         return None
     pipe = redis.pipeline(transaction=False)
     pipe.hgetall(session_key(token))
-    pipe.hget(keys.user(user), "role")
-    raw_session, raw_role = await pipe.execute()
+    pipe.hmget(keys.user(user), ["role", "areas"])
+    raw_session, (raw_role, raw_areas) = await pipe.execute()
     raw = _text(raw_session)
     if raw.get("user") != user or raw_role is None:
         return None
     role = raw_role.decode() if isinstance(raw_role, bytes) else raw_role
     return Session(user=user, role=Role(role), csrf_token=raw.get("csrf", ""),
-                   created_ms=int(raw.get("created_ms", 0)))
+                   created_ms=int(raw.get("created_ms", 0)), areas=decode_areas(raw_areas))
 
 
 async def session_exists(redis: aioredis.Redis, token: str | None) -> bool:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import json
 import os
 import re
 import sys
@@ -61,6 +62,25 @@ class PasswordRejected(UserError):
 class User:
     name: str
     role: Role
+    # The plant areas this user may act in (write, acknowledge, shelve); empty: every area.
+    areas: tuple[str, ...] = ()
+
+
+def encode_areas(areas: tuple[str, ...] | list[str]) -> str:
+    return json.dumps(sorted(set(areas)))
+
+
+def decode_areas(raw: bytes | str | None) -> tuple[str, ...]:
+    """The stored area list; a field that is not a JSON list of strings grants nothing extra."""
+    if not raw:
+        return ()
+    try:
+        areas = json.loads(raw)
+    except ValueError:
+        return ("(unreadable area list)",)
+    if not isinstance(areas, list) or not all(isinstance(a, str) for a in areas):
+        return ("(unreadable area list)",)
+    return tuple(areas)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,10 +156,10 @@ async def add_user(redis: aioredis.Redis, name: str, role: Role, password: str, 
 async def get_user(redis: aioredis.Redis, name: str) -> User | None:
     if not USER_NAME_PATTERN.fullmatch(name or ""):
         return None
-    role = await redis.hget(keys.user(name), "role")
+    role, areas = await redis.hmget(keys.user(name), ["role", "areas"])
     if role is None:
         return None
-    return User(name, Role(role.decode() if isinstance(role, bytes) else role))
+    return User(name, Role(role.decode() if isinstance(role, bytes) else role), decode_areas(areas))
 
 
 async def list_users(redis: aioredis.Redis) -> list[User]:
@@ -248,7 +268,7 @@ async def verify_password(redis: aioredis.Redis, name: str, password: str) -> Us
         return None
     if _hasher.check_needs_rehash(stored):
         await redis.hset(keys.user(name), "password_hash", await _hash(password))
-    return User(name, Role(raw["role"]))
+    return User(name, Role(raw["role"]), decode_areas(raw.get("areas")))
 
 
 _CREATE_IF_MISSING = """

@@ -178,3 +178,14 @@ def test_bad_alarm_settings_are_rejected_with_the_key_path(change, replacement, 
     assert change in ALARM_TYPES
     problems = problems_of(ALARM_TYPES.replace(change, replacement))
     assert any(expected in p for p in problems), problems
+
+
+def test_web_tls_needs_cert_and_key_together_and_kiosk_networks_are_checked():
+    from domain.config_model import WebSettings
+
+    with pytest.raises(ValueError, match="tls_cert and web.tls_key go together"):
+        WebSettings(tls_cert="cert.pem")
+    assert WebSettings(tls_cert="c.pem", tls_key="k.pem").tls_key == "k.pem"
+    with pytest.raises(ValueError, match="'10.1.2.300' is not an IP address or network"):
+        WebSettings(kiosk={"allowed_networks": ["10.1.2.300"]})
+    assert WebSettings(kiosk={"allowed_networks": ["10.1.2.0/24", "127.0.0.1"]}).kiosk is not None
