@@ -1,6 +1,6 @@
 """The audit trail: one stream entry per login, logout, write attempt and acknowledgement.
 
-Fields: time_ms, user, action, tag, old, new, reason, result, source_ip. Append-only;
+Fields: time_ms, user, action, tag, old, new, reason, result, source_ip, comment. Append-only;
 the stream is capped only as a safety net far above a plant's yearly volume.
 """
 from __future__ import annotations
@@ -23,8 +23,9 @@ class AuditEvent:
     tag: str = ""
     old: str = ""
     new: str = ""
-    reason: str = ""
+    reason: str = ""      # the system's explanation: why refused, the device's answer
     source_ip: str = ""
+    comment: str = ""     # what the person gave: a write's reason, an acknowledge comment
 
 
 def audit_fields(event: AuditEvent, now_ms: int) -> dict[str, str]:
