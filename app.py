@@ -22,6 +22,7 @@ from domain.config_model import PlantConfig
 from tag_store.startup import StartupError, load_plant_and_redis, resolve_redis_url
 from web.runtime import WebRuntime, install_runtime
 from web.sessions import CSRF_COOKIE, CSRF_HEADER
+from web.transport import TransportError, base_url, uvicorn_options
 
 log = logging.getLogger("stacklight.web")
 
@@ -106,12 +107,17 @@ def main(argv: list[str] | None = None) -> int:
     except StartupError as exc:
         print(exc, file=sys.stderr)
         return 2
+    try:
+        listen = uvicorn_options(config.web)  # HTTPS files checked here, before anything starts
+    except TransportError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     app = create_app(config, redis_url)
     import uvicorn  # noqa: PLC0415 - only the process entry needs it
 
     host, port = args.host or config.web.host, args.port or config.web.port
-    log.info("Stacklight web on http://%s:%d (%s, %s)", host, port, config.site_name, Path(path).name)
-    uvicorn.run(app.server, host=host, port=port, log_level=args.log_level, lifespan="on")
+    log.info("Stacklight web on %s (%s, %s)", base_url(config.web, host, port), config.site_name, Path(path).name)
+    uvicorn.run(app.server, host=host, port=port, log_level=args.log_level, lifespan="on", **listen)
     return 0
 
 

