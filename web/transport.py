@@ -36,13 +36,23 @@ def check_tls_files(cert: str, key: str) -> ssl.SSLContext:
     except (ssl.SSLError, ValueError) as exc:
         raise TransportError(f"web.tls_cert {cert}: not a PEM certificate: {_reason(exc)}") from None
     try:
-        context.load_cert_chain(cert, key)
+        # An encrypted key would make OpenSSL ask for a pass phrase on the terminal: refuse instead.
+        context.load_cert_chain(cert, key, password=_encrypted_key(key))
     except ssl.SSLError as exc:
         reason = _reason(exc)
         if "KEY_VALUES_MISMATCH" in str(exc) or "mismatch" in reason:
             reason = f"the key does not belong to the certificate web.tls_cert {cert} ({reason})"
+        else:
+            reason = f"not a usable PEM private key ({reason})"
         raise TransportError(f"web.tls_key {key}: {reason}") from None
     return context
+
+
+def _encrypted_key(key: str):
+    def refuse() -> str:
+        raise TransportError(f"web.tls_key {key}: the key is encrypted with a pass phrase; give an unencrypted "
+                             "key file readable only by the Stacklight user")
+    return refuse
 
 
 def _reason(exc: Exception) -> str:

@@ -31,8 +31,10 @@ class WebAppProcess:
     """`python -m web` in a child process; start() waits until /health answers."""
 
     def __init__(self, config_path: Path, redis_url: str, work_dir: Path, port: int | None = None,
-                 extra_env: dict[str, str] | None = None):
+                 extra_env: dict[str, str] | None = None, tls_ca: Path | None = None):
+        """tls_ca: the plant file serves HTTPS (web.tls_cert/tls_key); requests trust this certificate."""
         self.config_path = Path(config_path)
+        self.tls_ca = tls_ca
         self.redis_url = redis_url
         self.work_dir = Path(work_dir)
         self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -42,7 +44,7 @@ class WebAppProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls_ca else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def log_path(self) -> Path:
@@ -59,7 +61,8 @@ class WebAppProcess:
             )
         wait_for_port(self.port, timeout_s, self.process)
         deadline = time.monotonic() + timeout_s
-        while requests.get(self.url + "/health", timeout=5).status_code != 200:
+        verify = str(self.tls_ca) if self.tls_ca else True
+        while requests.get(self.url + "/health", timeout=5, verify=verify).status_code != 200:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"web app on {self.url} never became healthy; see {self.log_path}")
             time.sleep(0.1)
