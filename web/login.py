@@ -107,7 +107,7 @@ async def submit_login(request: Request) -> Response:
             return _login_response(next_path, result.message, name, status=401)
         token, session = await create_session(
             runtime.redis, result.user.name, result.user.role, runtime.config.web.session_idle_timeout_s,
-            int(time.time() * 1000), client_ip(request),
+            result.user.checked_ms or int(time.time() * 1000), client_ip(request),
         )
     except RedisError:
         return _login_response(next_path, "The data server (Redis) is not reachable. Try again shortly.",

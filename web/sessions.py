@@ -5,6 +5,10 @@ sessions. Each session carries a CSRF token that the page echoes in a header
 (double submit) on top of the SameSite=Strict cookie. The session's idle timer
 is refreshed by every authenticated HTTP request; the user's role is read from
 the user record each time, so a role change or deletion takes effect at once.
+
+A session created before its user's `sessions_valid_from_ms` (set by a password change, or
+left by a deleted namesake) is no session: every check below refuses it, and load_session
+deletes it. Its `created_ms` is when the login read the password hash it verified.
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ import redis.asyncio as aioredis
 
 from tag_store import keys
 from web.roles import Role
-from web.users import decode_areas, get_user
+from web.users import SESSIONS_VALID_FROM, USER_NAME_PATTERN, decode_areas
 
 SESSION_COOKIE = "stacklight_session"
 CSRF_COOKIE = "stacklight_csrf"
@@ -46,6 +50,21 @@ def _text(raw: dict) -> dict[str, str]:
             for k, v in raw.items()}
 
 
+def _int(raw: bytes | str | None) -> int:
+    try:
+        return int(raw) if raw is not None else 0
+    except ValueError:
+        return 0
+
+
+def valid_for_user(created_ms: int, valid_from_raw: bytes | str | None) -> bool:
+    """False for a session made before the user's last password change (or a deleted namesake)."""
+    return created_ms >= _int(valid_from_raw)
+
+
+_USER_FIELDS = ["role", "areas", SESSIONS_VALID_FROM]
+
+
 async def create_session(
     redis: aioredis.Redis, user: str, role: Role, idle_timeout_s: int, now_ms: int, source_ip: str = ""
 ) -> tuple[str, Session]:
@@ -73,14 +92,17 @@ async def load_session(
     if refresh:
         pipe.expire(key, idle_timeout_s)
     raw = _text((await pipe.execute())[0])
-    if not raw.get("user"):
+    name = raw.get("user")
+    if not name:
         return None
-    user = await get_user(redis, raw["user"])
-    if user is None:
-        await redis.delete(key)
+    created_ms = _int(raw.get("created_ms"))
+    role, areas, valid_from = (await redis.hmget(keys.user(name), _USER_FIELDS)
+                               if USER_NAME_PATTERN.fullmatch(name) else (None, None, None))
+    if role is None or not valid_for_user(created_ms, valid_from):
+        await redis.delete(key)  # its user is gone, or changed password after it was made
         return None
-    return Session(user=user.name, role=user.role, csrf_token=raw.get("csrf", ""),
-                   created_ms=int(raw.get("created_ms", 0)), areas=user.areas)
+    return Session(user=name, role=Role(role.decode() if isinstance(role, bytes) else role), csrf_token=raw.get("csrf", ""),
+                   created_ms=created_ms, areas=decode_areas(areas))
 
 
 async def peek_session(redis: aioredis.Redis, token: str | None, user: str) -> Session | None:
@@ -94,24 +116,27 @@ async def peek_session(redis: aioredis.Redis, token: str | None, user: str) -> S
         return None
     pipe = redis.pipeline(transaction=False)
     pipe.hgetall(session_key(token))
-    pipe.hmget(keys.user(user), ["role", "areas"])
-    raw_session, (raw_role, raw_areas) = await pipe.execute()
+    pipe.hmget(keys.user(user), _USER_FIELDS)
+    raw_session, (raw_role, raw_areas, valid_from) = await pipe.execute()
     raw = _text(raw_session)
-    if raw.get("user") != user or raw_role is None:
+    created_ms = _int(raw.get("created_ms"))
+    if raw.get("user") != user or raw_role is None or not valid_for_user(created_ms, valid_from):
         return None
     role = raw_role.decode() if isinstance(raw_role, bytes) else raw_role
     return Session(user=user, role=Role(role), csrf_token=raw.get("csrf", ""),
-                   created_ms=int(raw.get("created_ms", 0)), areas=decode_areas(raw_areas))
+                   created_ms=created_ms, areas=decode_areas(raw_areas))
 
 
 async def session_exists(redis: aioredis.Redis, token: str | None) -> bool:
     """A live session of a user who still exists; cheap, idle timer untouched (websocket messages)."""
     if not token or len(token) > 200:
         return False
-    user = await redis.hget(session_key(token), "user")
+    user, created_ms = await redis.hmget(session_key(token), ["user", "created_ms"])
     if user is None:
         return False
-    return bool(await redis.exists(keys.user(user.decode() if isinstance(user, bytes) else user)))
+    role, valid_from = await redis.hmget(keys.user(user.decode() if isinstance(user, bytes) else user),
+                                         ["role", SESSIONS_VALID_FROM])
+    return role is not None and valid_for_user(_int(created_ms), valid_from)
 
 
 async def end_session(redis: aioredis.Redis, token: str | None) -> None:
