@@ -37,40 +37,60 @@ def _minutes(seconds: int) -> str:
     return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
-async def attempt_login(redis: aioredis.Redis, name: str, password: str, source_ip: str) -> LoginResult:
-    """Check a name and password with lock-out, and audit the outcome.
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """A password check through the lock-out: the user, or why not (message for the person, reason for the audit)."""
+
+    user: User | None
+    message: str = ""
+    reason: str = ""
+
+
+async def verify_throttled(redis: aioredis.Redis, name: str, password: str) -> Verification:
+    """Check a name and password with lock-out and the per-process gate; nothing is audited here.
 
     The attempt is counted before the password is verified, so parallel guesses cannot
     slip past the limit: at most MAX_FAILURES are ever verified per name and window.
+    Used by the login and by a second person's approval of a critical write.
     """
-    async def refuse(message: str, reason: str) -> LoginResult:
-        # A name that is no account is often a password typed into the wrong box: never record it.
-        known = USER_NAME_PATTERN.fullmatch(name) is not None and await get_user(redis, name) is not None
-        await append_audit(redis, AuditEvent(user=name if known else UNKNOWN_NAME, action="login_failed",
-                                             result="refused", reason=reason, source_ip=source_ip))
-        return LoginResult(None, message)
-
     if not USER_NAME_PATTERN.fullmatch(name):
-        return await refuse(WRONG_CREDENTIALS, "invalid user name")
+        return Verification(None, WRONG_CREDENTIALS, "invalid user name")
     gate = login_gate()
     with gate.admit() as admitted:
         if not admitted:
-            return await refuse(BUSY, "too many logins in flight: not checked")
+            return Verification(None, BUSY, "too many logins in flight: not checked")
         attempt = await claim_attempt(redis, name)
         if not attempt.allowed:
-            return await refuse(f"Too many failed attempts. Try again in {_minutes(attempt.window_left_s)}.",
+            return Verification(None, f"Too many failed attempts. Try again in {_minutes(attempt.window_left_s)}.",
                                 f"locked out (attempt {attempt.number}): not checked")
         await asyncio.sleep(attempt.delay_s)
         async with gate.verifications:
             user = await verify_password(redis, name, password)
     if user is None:
         if attempt.number >= MAX_FAILURES:
-            return await refuse(f"Too many failed attempts. Try again in {_minutes(attempt.window_left_s)}.",
+            return Verification(None, f"Too many failed attempts. Try again in {_minutes(attempt.window_left_s)}.",
                                 f"wrong password ({attempt.number} failures): locked out")
-        return await refuse(WRONG_CREDENTIALS, f"wrong user name or password ({attempt.number} failures)")
+        return Verification(None, WRONG_CREDENTIALS, f"wrong user name or password ({attempt.number} failures)")
     await clear_failures(redis, name)
-    await append_audit(redis, AuditEvent(user=user.name, action="login", result="ok", source_ip=source_ip))
-    return LoginResult(user)
+    return Verification(user)
+
+
+async def is_known_name(redis: aioredis.Redis, name: str) -> bool:
+    """Whether `name` is an account (a name that is not is often a password typed into the wrong box)."""
+    return USER_NAME_PATTERN.fullmatch(name) is not None and await get_user(redis, name) is not None
+
+
+async def attempt_login(redis: aioredis.Redis, name: str, password: str, source_ip: str) -> LoginResult:
+    """Check a name and password with lock-out (verify_throttled), and audit the outcome."""
+    checked = await verify_throttled(redis, name, password)
+    if checked.user is None:
+        # A name that is no account is often a password typed into the wrong box: never record it.
+        known = await is_known_name(redis, name)
+        await append_audit(redis, AuditEvent(user=name if known else UNKNOWN_NAME, action="login_failed",
+                                             result="refused", reason=checked.reason, source_ip=source_ip))
+        return LoginResult(None, checked.message)
+    await append_audit(redis, AuditEvent(user=checked.user.name, action="login", result="ok", source_ip=source_ip))
+    return LoginResult(checked.user)
 
 
 def safe_next(path: str | None) -> str:
