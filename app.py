@@ -43,6 +43,7 @@ def create_app(config: PlantConfig, redis_url: str | None = None) -> Dash:
     from web.journal_api import router as journal_api_router  # noqa: PLC0415
     from web.history_api import router as history_api_router  # noqa: PLC0415
     from web.audit_api import router as audit_api_router  # noqa: PLC0415
+    from web.write_api import router as write_api_router  # noqa: PLC0415
     from web.performance_api import router as performance_api_router  # noqa: PLC0415
     from web.login import router as login_router  # noqa: PLC0415
     from web.security_headers import SecurityHeadersMiddleware  # noqa: PLC0415
@@ -71,6 +72,7 @@ def create_app(config: PlantConfig, redis_url: str | None = None) -> Dash:
     app.server.include_router(journal_api_router)
     app.server.include_router(history_api_router)
     app.server.include_router(audit_api_router)
+    app.server.include_router(write_api_router)
     app.server.add_middleware(auth.AuthMiddleware)
     app.server.add_middleware(SecurityHeadersMiddleware)  # outermost: also on refusals and redirects
     # Dash sets itself up (assets list, callbacks) on its first request to "/" or /_dash-*; when the
