@@ -1,7 +1,9 @@
 """The audit trail: one stream entry per login, logout, write attempt and acknowledgement.
 
-Fields: time_ms, user, action, tag, old, new, reason, result, source_ip, comment. Append-only;
-the stream is capped only as a safety net far above a plant's yearly volume.
+Fields: time_ms, user, action, tag, old, new, reason, result, source_ip, comment. Append-only:
+nothing is trimmed here. The audit archiver (audit_trail/archiver.py, in the historian process)
+copies the stream into the SQLite archive and only then trims Redis to a recent window
+(docs/audit.md).
 """
 from __future__ import annotations
 
@@ -12,13 +14,11 @@ import redis.asyncio as aioredis
 
 from tag_store import keys
 
-AUDIT_MAXLEN = 5_000_000
-
 
 @dataclass(frozen=True, slots=True)
 class AuditEvent:
     user: str
-    action: str  # login, login_failed, logout, write, acknowledge
+    action: str  # login, login_failed, logout, write, acknowledge, ... (docs/audit.md lists them all)
     result: str  # ok, refused, requested, done, rejected, timed_out, no_answer, failed
     tag: str = ""
     old: str = ""
@@ -36,7 +36,7 @@ def audit_fields(event: AuditEvent, now_ms: int) -> dict[str, str]:
 
 async def append_audit(redis: aioredis.Redis, event: AuditEvent, now_ms: int | None = None) -> None:
     stamp = int(time.time() * 1000) if now_ms is None else now_ms
-    await redis.xadd(keys.AUDIT, audit_fields(event, stamp), maxlen=AUDIT_MAXLEN, approximate=True)
+    await redis.xadd(keys.AUDIT, audit_fields(event, stamp))
 
 
 async def read_audit(redis: aioredis.Redis, count: int = 100) -> list[dict[str, str]]:

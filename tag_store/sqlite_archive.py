@@ -1,0 +1,41 @@
+"""Helpers shared by the SQLite archives of Redis streams (the alarm journal, the audit trail).
+
+open_archive_db: the writer's connection (the file and its schema created, WAL) or a reader's
+(read-only, never creates the file). prefix_upper_bound: a tag prefix search as an index range.
+"""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+BUSY_TIMEOUT_S = 10.0
+
+
+def open_archive_db(path: Path, *, read_only: bool, schema: str, synchronous: str = "NORMAL",
+                    what: str = "archive") -> sqlite3.Connection:
+    """read_only: FileNotFoundError when the file is missing. Usable from any one thread at a time."""
+    if read_only:
+        if not path.exists():
+            raise FileNotFoundError(f"no {what} at {path}")
+        return sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S,
+                               check_same_thread=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute(f"PRAGMA synchronous={synchronous}")
+    db.executescript(schema)
+    return db
+
+
+def prefix_upper_bound(prefix: str) -> str | None:
+    """The least string above every string that starts with prefix: its last character raised by one.
+
+    Strings starting with prefix, and only those, sort in [prefix, bound): in Python (code points)
+    and in SQLite (UTF-8 bytes, the same order). None when there is no such bound to use.
+    """
+    if not prefix:
+        return None
+    following = ord(prefix[-1]) + 1
+    if following > 0x10FFFF or 0xD800 <= following <= 0xDFFF:
+        return None
+    return prefix[:-1] + chr(following)
