@@ -12,6 +12,8 @@ class WriteRefused(Exception):
     """The write is not sent; str() is the reason shown to the operator."""
 
 
+MAX_REASON_LENGTH = 500
+
 _TRUE_WORDS = {"1", "true", "on", "yes", "run", "start"}
 _FALSE_WORDS = {"0", "false", "off", "no", "stop"}
 
@@ -48,6 +50,23 @@ def parse_entry(tag: Tag, entry: object) -> ScalarValue:
             raise WriteRefused(f"{tag.name} takes whole numbers only")
         return int(number)
     return number
+
+
+def check_reason(tag: Tag, reason: object) -> str:
+    """The write's reason as it will be recorded (trimmed; "" when none was given).
+
+    Refused when the tag requires one and none was given, or when it is not text or too long.
+    """
+    if reason is None:
+        reason = ""
+    if not isinstance(reason, str):
+        raise WriteRefused("the reason must be text")
+    reason = reason.strip()
+    if len(reason) > MAX_REASON_LENGTH:
+        raise WriteRefused(f"the reason is longer than {MAX_REASON_LENGTH} characters ({len(reason)})")
+    if tag.reason_required and not reason:
+        raise WriteRefused(f"a reason is required to write {tag.name}")
+    return reason
 
 
 def _exact_integer(entry: object) -> int | None:

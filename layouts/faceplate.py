@@ -24,7 +24,7 @@ from web.faceplate_alarms import (
 )
 from web.live_push import LIVE_STORE_ID
 from web.tag_display import alarm_setting_text
-from web.roles import Action, may
+from web.roles import Action, Role, may
 from web.runtime import WebRuntime, current_runtime
 from web.shell import engine_notice
 
@@ -61,15 +61,27 @@ def limits_table(tag: Tag) -> html.Table:
     return html.Table([html.Tr([html.Th(k), html.Td(v.strip())]) for k, v in rows], className="sl-limits-table")
 
 
+def why_not_write(tag: Tag, session) -> str:
+    """Why this session may not write the tag, in one sentence; "" when it may (the server checks again)."""
+    role = session.role if session else None
+    if not may(role, Action.WRITE_SETPOINT):
+        return "Changing this value needs the operator role."
+    if not role.at_least(Role(tag.write_role)):
+        return f"Only {tag.write_role} or higher may write this tag; your role is {role.value}."
+    if session.areas and tag.area not in session.areas:
+        return (f"This tag is in area '{tag.area}'; your account is limited to areas:"
+                f" {', '.join(session.areas)}.")
+    return ""
+
+
 def control_section(tag: Tag):
     if not tag.writable:
         return None
     title = html.H2("Command" if tag.data_type is DataType.BOOL else "Setpoint", className="sl-section-title")
-    session = current_session()
-    if not may(session.role if session else None, Action.WRITE_SETPOINT):
-        return html.Section([title, html.P("Changing this value needs the operator role.", className="sl-muted")],
-                            className="sl-panel")
-    return html.Section([title, SetpointEntry(tag)], className="sl-panel")
+    why_not = why_not_write(tag, current_session())
+    if why_not:
+        return html.Section([title, html.P(why_not, className="sl-muted sl-write-why-not")], className="sl-panel")
+    return html.Section([title, SetpointEntry(tag, aio_id="faceplate")], className="sl-panel")
 
 
 # ---- the tag's alarms -------------------------------------------------------------------------

@@ -99,3 +99,34 @@ def user(name: str) -> str:
 
 def session(session_id: str) -> str:
     return f"{PREFIX}session:{session_id}"
+
+
+def pending_write(nonce_hash: str) -> str:
+    """String (JSON): a prepared setpoint write awaiting its Confirm or approval; short TTL, single use."""
+    return f"{PREFIX}pending_write:{nonce_hash}"
+
+
+def api_token(token_hash: str) -> str:
+    """Hash: one API token's record (user, label, id, created_ms, expires_ms, last_used_ms, account),
+    keyed by the SHA-256 of the token (the token itself is never stored); expires with the token."""
+    return f"{PREFIX}api_token:{token_hash}"
+
+
+def api_tokens_of(user: str) -> str:
+    """Hash: a user's API tokens, public token id -> token hash (for listing and revoking)."""
+    return f"{PREFIX}api_tokens_of:{user}"
+
+
+def api_token_failures(client_ip: str) -> str:
+    """Counter of refused bearer tokens from one client address; expires with its window."""
+    return f"{PREFIX}api_token_failures:{client_ip}"
+
+
+def api_token_refusal_noted(hash_prefix: str) -> str:
+    """Marker: a refused token (by hash prefix) was audited recently; expires after a minute."""
+    return f"{PREFIX}api_token_refused:{hash_prefix}"
+
+
+def kiosk_view_noted(client_ip: str) -> str:
+    """Marker: the kiosk view from this client address was audited recently; expires after an hour."""
+    return f"{PREFIX}kiosk_seen:{client_ip}"

@@ -40,10 +40,15 @@ class WriteRequest:
     requested_ms: int
     # Respond only while the requester still waits; later is pointless and unsafe.
     deadline_ms: int
+    # What the operator said, and who approved a critical tag's write (for the source's log).
+    reason: str = ""
+    approved_by: str = ""
 
     @staticmethod
-    def new(tag: str, value: ScalarValue, user: str, now_ms: int, timeout_s: float) -> WriteRequest:
-        return WriteRequest(uuid.uuid4().hex, tag, value, user, now_ms, now_ms + int(timeout_s * 1000))
+    def new(tag: str, value: ScalarValue, user: str, now_ms: int, timeout_s: float, *, reason: str = "",
+            approved_by: str = "") -> WriteRequest:
+        return WriteRequest(uuid.uuid4().hex, tag, value, user, now_ms, now_ms + int(timeout_s * 1000),
+                            reason, approved_by)
 
 
 @dataclass(frozen=True, slots=True)

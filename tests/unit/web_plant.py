@@ -29,3 +29,23 @@ tags:
 
 def small_plant(write_timeout_s: float = 0.5) -> PlantConfig:
     return parse_config(WEB_TEST_PLANT.replace("WRITE_TIMEOUT", str(write_timeout_s)), Path("web_test_plant.yaml"))
+
+
+# The web test plant with the write-safety cases: a critical tag (two-person rule), one that needs a
+# reason, one only an engineer may write, and a setpoint in another area (for users limited to areas).
+WRITE_SAFETY_TAGS = """
+  - {name: T1.critical_sp, source: opc, node_id: "ns=2;s=CSP", unit: "%", area: Tanks, writable: true, critical: true,
+     range: {low: 0, high: 100}, limits: {low: 10, high: 90}, write_tolerance: 0.01}
+  - {name: T1.reason_sp, source: opc, node_id: "ns=2;s=RSP", unit: "%", area: Tanks, writable: true,
+     reason_required: true, range: {low: 0, high: 100}}
+  - {name: T1.eng_sp, source: opc, node_id: "ns=2;s=ESP", unit: "%", area: Tanks, writable: true, write_role: engineer,
+     range: {low: 0, high: 100}}
+  - {name: C1.speed_sp, source: opc, node_id: "ns=2;s=SSP", unit: "items/min", area: Packing, writable: true,
+     range: {low: 0, high: 300}}
+"""
+WRITE_SAFETY_PLANT = WEB_TEST_PLANT + WRITE_SAFETY_TAGS.lstrip("\n")
+
+
+def write_safety_plant(write_timeout_s: float = 0.5) -> PlantConfig:
+    return parse_config(WRITE_SAFETY_PLANT.replace("WRITE_TIMEOUT", str(write_timeout_s)),
+                        Path("write_safety_plant.yaml"))
