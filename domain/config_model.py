@@ -412,9 +412,11 @@ class KioskSettings(_Strict):
     def _networks(cls, networks: list[str]) -> list[str]:
         for network in networks:
             try:
-                ip_network(network, strict=False)
+                parsed = ip_network(network, strict=False)
             except ValueError:
                 raise ValueError(f"'{network}' is not an IP address or network (e.g. 10.1.2.0/24)") from None
+            if parsed.prefixlen == 0:
+                raise ValueError(f"'{network}' is every address: a kiosk for every address is no login at all")
         return networks
 
 
