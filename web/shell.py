@@ -17,6 +17,7 @@ from components.priority_indicator import priority_indicator
 from web.alarm_view import PRIORITIES
 from web.auth import current_session
 from web.live_push import LIVE_STORE_ID
+from web.roles import Action, may
 from web.runtime import current_runtime
 
 NAVIGATION = (("Overview", "/"), ("Trend", "/trend"), ("Alarms", "/alarms"), ("Journal", "/alarms/journal"),
@@ -68,12 +69,19 @@ def user_box() -> html.Div:
     )
 
 
+def admin_links() -> list:
+    """Users: shown to whoever may manage users (the page and its callbacks check again)."""
+    session = current_session()
+    return [dcc.Link("Users", href="/users", className="sl-nav-link")] if may(session.role if session else None,
+                                                                            Action.MANAGE_USERS) else []
+
+
 def banner(site_name: str) -> html.Header:
     return html.Header(
         [
             html.Div([dcc.Link(site_name, href="/", className="sl-site-name")], className="sl-brand"),
-            html.Nav([dcc.Link(label, href=href, className="sl-nav-link") for label, href in NAVIGATION],
-                     className="sl-nav"),
+            html.Nav([dcc.Link(label, href=href, className="sl-nav-link") for label, href in NAVIGATION]
+                     + admin_links(), className="sl-nav"),
             alarm_counts(),
             tone_controls(),
             html.Div("CONNECTING…", id="sl-conn", className="sl-conn", role="status"),

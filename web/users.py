@@ -67,6 +67,14 @@ class UserError(Exception):
     """A user operation that cannot be done; str() says why."""
 
 
+class NoSuchUser(UserError):
+    """The account named does not exist."""
+
+
+class UserExists(UserError):
+    """An account of that name exists already."""
+
+
 class PasswordRejected(UserError):
     """A new password refused (policy, or the two prompts differ); nothing was changed."""
 
@@ -212,12 +220,12 @@ async def add_user(redis: aioredis.Redis, name: str, role: Role, password: str, 
     check_password_policy(password)
     areas = check_areas(list(areas))
     if await redis.exists(keys.user(name)):  # before the slow hash; the script checks again
-        raise UserError(f"user '{name}' exists already")
+        raise UserExists(f"user '{name}' exists already")
     fields = ["role", role.value, "password_hash", await _hash(password), "updated_ms", int(time.time() * 1000)]
     if areas:
         fields += ["areas", encode_areas(areas)]
     if not await redis.eval(_CREATE_USER, 2, keys.user(name), deleted_stamp_key(name), *fields):
-        raise UserError(f"user '{name}' exists already")
+        raise UserExists(f"user '{name}' exists already")
     await _audit_change(redis, by, "user_added", name, new=role.value + (f"; areas: {areas_text(areas)}" if areas else ""),
                         source_ip=source_ip)
     return User(name, role, areas)
@@ -343,7 +351,7 @@ async def set_role(redis: aioredis.Redis, name: str, role: Role, *,
     status, old = await redis.eval(_SET_ROLE, 1 + len(others), keys.user(name), *others,
                                    "1" if keep_an_admin else "0", role.value)
     if not status:
-        raise UserError(f"no user '{name}'")
+        raise NoSuchUser(f"no user '{name}'")
     if status == 2:
         raise LastAdmin("the last admin cannot give up the admin role: make another user admin first")
     await _audit_change(redis, by, "role_changed", name, old=_decoded(old) or "(none)", new=role.value,
@@ -357,7 +365,7 @@ async def set_areas(redis: aioredis.Redis, name: str, areas, *, by: str = UNATTR
     areas = check_areas(areas)
     status, old = await redis.eval(_SET_FIELD, 1, keys.user(name), "areas", encode_areas(areas))
     if not status:
-        raise UserError(f"no user '{name}'")
+        raise NoSuchUser(f"no user '{name}'")
     await _audit_change(redis, by, "areas_changed", name, old=areas_text(decode_areas(old)), new=areas_text(areas),
                         source_ip=source_ip)
     return areas
@@ -367,7 +375,7 @@ async def unlock_user(redis: aioredis.Redis, name: str, *, by: str = UNATTRIBUTE
     """Clear `name`'s login lock-out (and failure count); returns the seconds it had left (0: not locked)."""
     check_user_name(name)
     if not await redis.exists(keys.user(name)):
-        raise UserError(f"no user '{name}'")
+        raise NoSuchUser(f"no user '{name}'")
     left_s = await lockout_remaining_s(redis, name)
     await clear_failures(redis, name)
     await _audit_change(redis, by, "user_unlocked", name,
@@ -387,11 +395,11 @@ async def change_password(redis: aioredis.Redis, name: str, password: str, *,
     check_user_name(name)
     check_password_policy(password)
     if not await redis.exists(keys.user(name)):
-        raise UserError(f"no user '{name}'")
+        raise NoSuchUser(f"no user '{name}'")
     changed = await redis.eval(_SET_PASSWORD_HASH, 1, keys.user(name), await _hash(password),
                                int(time.time() * 1000))
     if not changed:
-        raise UserError(f"no user '{name}'")
+        raise NoSuchUser(f"no user '{name}'")
     ended = await end_sessions_of(redis, name)
     await _audit_change(redis, by, "password_changed", name, reason=_sessions_ended(ended), source_ip=source_ip)
     return ended
@@ -528,11 +536,11 @@ async def _run(args: argparse.Namespace) -> str:
                              for u in await list_users(redis)) or "(no users)"
         if args.command == "delete":
             if not await delete_user(redis, args.name, by=by):
-                raise UserError(f"no user '{args.name}'")
+                raise NoSuchUser(f"no user '{args.name}'")
             return f"deleted {args.name}"
         if args.command in ("passwd", "set-password"):
             if await get_user(redis, check_user_name(args.name)) is None:  # before asking for a password
-                raise UserError(f"no user '{args.name}'")
+                raise NoSuchUser(f"no user '{args.name}'")
             ended = await change_password(redis, args.name, _read_new_password(args), by=by)
             return f"password of {args.name} changed; {_sessions_ended(ended)}"
         if args.command == "set-areas":
