@@ -1,5 +1,6 @@
 """`make run`: the whole demo starts, values flow over both protocols, Ctrl-C leaves nothing."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from launcher.embedded_servers import free_port
 from launcher.supervisor import Supervisor
@@ -81,10 +83,36 @@ def read_until(process: subprocess.Popen, text: str, timeout_s: float) -> str:
     raise AssertionError(f"'{text}' not printed; output:\n{''.join(seen)}")
 
 
-def test_the_demo_runs_end_to_end_and_ctrl_c_stops_every_process(demo):
+def private_redis_password(marker: str) -> str:
+    """The password the launcher gave its children (REDIS_URL in their environment)."""
+    for pid in processes_with_marker(marker):
+        try:
+            environ = (Path("/proc") / str(pid) / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        for entry in environ:
+            if entry.startswith(b"REDIS_URL=redis://:"):
+                return entry.decode().split("redis://:", 1)[1].split("@", 1)[0]
+    raise AssertionError("no child has a REDIS_URL with a password")
+
+
+def check_private_redis_is_locked(printed: str, marker: str, data_dir: Path) -> None:
+    port = int(re.search(r"private Redis on redis://:\*\*\*@127\.0\.0\.1:(\d+)/0", printed).group(1))
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(port=port).ping()
+    password = private_redis_password(marker)
+    assert len(password) >= 24 and redis.Redis(port=port, password=password).ping()
+    assert password not in printed
+    for pid in processes_with_marker(marker):  # `ps` shows command lines to every user
+        assert password.encode() not in (Path("/proc") / str(pid) / "cmdline").read_bytes()
+    assert (data_dir / "redis" / "redis-auth.conf").stat().st_mode & 0o777 == 0o600
+
+
+def test_the_demo_runs_end_to_end_and_ctrl_c_stops_every_process(demo, tmp_path):
     launcher, web_port, marker = demo
     printed = read_until(launcher, "Press Ctrl-C", 120)
     assert f"http://127.0.0.1:{web_port}" in printed and "operator" in printed
+    check_private_redis_is_locked(printed, marker, tmp_path / "data")
     base = f"http://127.0.0.1:{web_port}"
     with httpx.Client(base_url=base, follow_redirects=False, timeout=10) as client:
         assert client.get("/api/tags").status_code == 401
