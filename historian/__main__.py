@@ -1,6 +1,7 @@
 """`python -m historian [--config FILE]`: keep every tag's history on disk (docs/historian.md).
 
 Follows the sample feed in Redis into Parquet files under data_dir until SIGTERM or SIGINT,
+and archives the audit trail (audit_trail/archiver.py, docs/audit.md) beside it;
 then writes everything it has read and exits 0 (1 when samples could not be written, 2 for
 a bad plant file). Redis and disk outages are waited out, never a reason to exit.
 """
@@ -15,8 +16,10 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
+from audit_trail.archiver import run_audit_archiver
 from domain.config_model import PlantConfig
 from historian.service import Historian
+from tag_store.cancellation import cancel_and_wait
 from tag_store.startup import StartupError, load_plant_and_redis
 
 log = logging.getLogger("historian")
@@ -30,9 +33,11 @@ async def serve(redis_url: str, config: PlantConfig) -> bool:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, historian.stop)
+    audit_archiver = asyncio.create_task(run_audit_archiver(redis, config), name="audit archiver")
     try:
         return await historian.run()
     finally:
+        await cancel_and_wait([audit_archiver])
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
         await redis.aclose()

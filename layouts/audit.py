@@ -1,9 +1,10 @@
-"""Audit trail: logins, logouts, failed logins, setpoint writes and alarm actions, searched and exported.
+"""Audit trail: logins, writes, alarm actions, user and plant-file changes, searched and exported.
 
 Engineer or admin only (web.audit_query.AUDIT_MIN_ROLE): others get a message instead of the
 page, and the search callback checks again. A preset (last hour, day, week) or a custom range
 whose times the browser reads in its own zone; the CSV link asks /api/audit.csv for exactly the
-search shown. The work is in web/audit_query.py.
+search shown. The work is in web/audit_query.py; the status line also says how the archive
+(audit_trail/) stands, from the archiver's heartbeat.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import dash
 from dash import Input, Output, State, callback, clientside_callback, dcc, html
 from dash.exceptions import PreventUpdate
 
+from audit_trail.archive import audit_archive_path
 from components.search_page import labelled_field as field, search_page
 from web.audit_query import ACTIONS, INVALID_TIME, NOT_ALLOWED, PAGE_LIMIT, RESULTS, audit_view, may_read_audit
 from web.auth import current_session
@@ -31,6 +33,7 @@ COLUMNS = [
     {"field": "old", "headerName": "Old", "width": 110},
     {"field": "new", "headerName": "New", "width": 110},
     {"field": "reason", "headerName": "Reason", "flex": 1, "minWidth": 200},
+    {"field": "comment", "headerName": "Comment", "width": 180},
     {"field": "source_ip", "headerName": "From address", "width": 140},
 ]
 
@@ -56,7 +59,7 @@ def layout(**_query):
                                      style={"width": 170})),
         field("Result", dcc.Dropdown(id="audit-result", options=list(RESULTS), placeholder="any",
                                      style={"width": 130})),
-        field("Text", dcc.Input(id="audit-text", type="text", placeholder="values, reason, address",
+        field("Text", dcc.Input(id="audit-text", type="text", placeholder="values, reason, comment, address",
                                 maxLength=200, className="sl-input")),
         html.Button("Search", id="audit-search", className="sl-button sl-button-primary"),
         html.A("Download CSV", id="audit-csv", className="sl-button", download=""),
@@ -99,5 +102,5 @@ async def search(time_range, user, tag, action, result, text):
     session = current_session()
     runtime = await current_runtime().ensure_started()
     view = await audit_view(runtime.redis, session.role if session else None, time_range, user, tag, action,
-                            result, text, int(time_range["now_ms"]))
+                            result, text, int(time_range["now_ms"]), audit_archive_path(runtime.config))
     return view.rows, view.message, view.csv_href

@@ -6,17 +6,21 @@
 from and to (inclusive) are ISO 8601 (without a zone: UTC) or epoch milliseconds; the filters
 are those of web.audit_query.AuditQuery. Newest first; JSON: limit 1 to 100,000 (default
 5,000), "capped" says more matched; CSV: up to 100,000 rows and a note line when capped.
+Both read the Redis stream and the SQLite archive together (web.audit_query.search_audit); "note"
+says when Redis could not be read and only the archive answered.
 Bad input: 400 with the reason. Engineer or admin only (403 otherwise); the AuthMiddleware
 has refused a request without a session already (401).
 """
 from __future__ import annotations
 
+import sqlite3
 import time
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 from redis.exceptions import RedisError
 
+from audit_trail.archive import audit_archive_path
 from web.audit_query import (AUDIT_MIN_ROLE, CSV_LIMIT, PAGE_LIMIT, AuditQuery, AuditResult, audit_csv,
                              build_audit_query, may_read_audit, record_json, search_audit)
 from web.auth import current_session
@@ -42,9 +46,11 @@ def _query(from_: str | None, to: str | None, user: str | None, tag: str | None,
 async def _search(query: AuditQuery) -> AuditResult:
     runtime = await current_runtime().ensure_started()
     try:
-        return await search_audit(runtime.redis, query)
+        return await search_audit(runtime.redis, query, audit_archive_path(runtime.config))
     except (RedisError, OSError) as exc:
         raise HTTPException(status_code=503, detail=f"audit trail unavailable (Redis: {exc})") from None
+    except sqlite3.Error as exc:
+        raise HTTPException(status_code=503, detail=f"audit trail unavailable (archive: {exc})") from None
 
 
 @router.get("/audit")
@@ -55,7 +61,7 @@ async def audit_json(
 ):
     query = _query(from_, to, user, tag, action, result, text, limit, PAGE_LIMIT)
     found = await _search(query)
-    return {"count": len(found.records), "limit": query.limit, "capped": found.capped,
+    return {"count": len(found.records), "limit": query.limit, "capped": found.capped, "note": found.note,
             "events": [record_json(r) for r in found.records]}
 
 

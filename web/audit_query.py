@@ -1,8 +1,15 @@
-"""Searching the audit trail (sl:audit, written by web/audit.py): the query, the read, the CSV.
+"""Searching the audit trail: the query, the read of both tiers, the CSV.
+
+Two tiers: the stream sl:audit in Redis (written by web/audit.py; the recent window) and the
+SQLite archive (audit_trail/archive.py; everything, also what Redis trimmed or lost). A search
+reads the stream first, then the archive (an entry trimmed in between was archived before it
+was trimmed, so the archive read has it), and merges them newest first without duplicates
+(the same stream id with the same content is one event). Redis unreachable: the archive
+alone answers, and the result says so.
 
 The time of an event is its stream id (Redis stamps each entry in milliseconds when it is
 added), so a time range is an id range and is read without touching older entries. The
-search reads newest first in batches of READ_BATCH and keeps what matches until it has
+stream is read newest first in batches of READ_BATCH, keeping what matches until it has
 `limit` rows; one more match means "there are more" (AuditResult.capped).
 
 Limits: the page shows at most PAGE_LIMIT (5,000) rows, the JSON API returns up to
@@ -12,15 +19,23 @@ The page's search (layouts/audit.py) is the last section: plain functions its ca
 """
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import re
+import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable
 from urllib.parse import urlencode
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from audit_trail.archive import ArchivedEntry, ArchiveSearch, AuditArchive
+from audit_trail.archiver import read_archiver_status
+from audit_trail.config_changes import CONFIG_ACTIONS
+from domain.alarms.journal import stream_id_key
 from tag_store import keys
 from web.alarm_journal import parse_time_ms
 from web.api import iso_utc
@@ -32,9 +47,16 @@ PAGE_LIMIT = 5000
 MAX_LIMIT = 100_000
 CSV_LIMIT = 100_000
 MAX_FILTER_LENGTH = 200
-ACTIONS = ("login", "login_failed", "logout", "write", *ALARM_ACTION_PERMISSIONS)
+# The actions and results the page offers (docs/audit.md describes each); a filter may name any
+# well-formed action or result, so one added elsewhere is searchable before it is listed here.
+ACTIONS = ("login", "login_failed", "logout", "write", "write_approval", "write_approved",
+           *ALARM_ACTION_PERMISSIONS, "user_added", "user_deleted", "role_changed", "password_changed",
+           "areas_changed", "user_unlocked", "token_created", "token_revoked", "api_token_refused", "kiosk_view",
+           *CONFIG_ACTIONS)
 RESULTS = ("ok", "failed", "refused", "requested", "done", "rejected", "timed_out", "no_answer")
-CSV_HEADER = ("time_utc", "time_ms", "user", "action", "result", "tag", "old", "new", "reason", "source_ip")
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+CSV_HEADER = ("time_utc", "time_ms", "user", "action", "result", "tag", "old", "new", "reason", "comment",
+              "source_ip")
 # A spreadsheet runs a cell starting with one of these as a formula; the audit holds typed text
 # (user names, tag names, values, comments), so such a cell gets a leading apostrophe (OWASP "CSV injection").
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -59,12 +81,14 @@ class AuditRecord:
     new: str = ""
     reason: str = ""
     source_ip: str = ""
+    comment: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class AuditQuery:
     """Blank (None) filters match anything. tag: exact, or a prefix ending in "*"; user, action and
-    result: exact; text: ignoring case, in user, tag, old, new, reason and source_ip. Times inclusive."""
+    result: exact; text: ignoring case, in user, tag, old, new, reason, source_ip and comment.
+    Times inclusive."""
     from_ms: int | None = None
     to_ms: int | None = None
     user: str | None = None
@@ -85,10 +109,12 @@ class AuditQuery:
             value = getattr(self, name)
             if value is not None and len(value) > MAX_FILTER_LENGTH:
                 raise ValueError(f"{name}: longer than {MAX_FILTER_LENGTH} characters")
-        if self.action is not None and self.action not in ACTIONS:
-            raise ValueError(f"action: {self.action!r} is not one of {', '.join(ACTIONS)}")
-        if self.result is not None and self.result not in RESULTS:
-            raise ValueError(f"result: {self.result!r} is not one of {', '.join(RESULTS)}")
+        if self.action is not None and not _NAME.fullmatch(self.action):
+            raise ValueError(f"action: {self.action!r} is not an action name (lowercase letters, digits, _), "
+                             f"like {', '.join(ACTIONS[:5])}")
+        if self.result is not None and not _NAME.fullmatch(self.result):
+            raise ValueError(f"result: {self.result!r} is not a result name (lowercase letters, digits, _), "
+                             f"like {', '.join(RESULTS[:4])}")
         if not 1 <= self.limit <= MAX_LIMIT:
             raise ValueError(f"limit: {self.limit} is not between 1 and {MAX_LIMIT:,}")
 
@@ -103,7 +129,8 @@ class AuditQuery:
             return False
         if self.text is not None:
             needle = self.text.casefold()
-            haystack = (record.user, record.tag, record.old, record.new, record.reason, record.source_ip)
+            haystack = (record.user, record.tag, record.old, record.new, record.reason, record.source_ip,
+                        record.comment)
             return any(needle in part.casefold() for part in haystack)
         return True
 
@@ -147,16 +174,40 @@ def _limit(value: str | int | None, default: int) -> int:
         raise ValueError(f"limit: {value!r} is not a whole number") from None
 
 
-# --- Reading the stream ------------------------------------------------------------------------------
+# --- Reading the stream and the archive -----------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
 class AuditResult:
     records: list[AuditRecord]  # newest first
     capped: bool  # more events match than query.limit
+    note: str = ""  # a tier could not be read: what the result lacks
 
 
-async def search_audit(redis: aioredis.Redis, query: AuditQuery) -> AuditResult:
-    """Events matching the query, newest first, at most query.limit. Raises RedisError / OSError."""
+async def search_audit(redis: aioredis.Redis, query: AuditQuery, archive_path: Path | None = None) -> AuditResult:
+    """Events matching the query, stream and archive together, newest first, at most query.limit.
+
+    Raises RedisError / OSError when Redis is unreachable and there is no archive to answer;
+    sqlite3.Error when the archive cannot be read.
+    """
+    note = ""
+    try:
+        recent = await _search_stream(redis, query)
+    except (RedisError, OSError) as exc:
+        if archive_path is None or not archive_path.exists():
+            raise
+        recent, note = [], f"Redis cannot be read ({exc}): only archived events are shown, the newest may be missing."
+    archived = await asyncio.to_thread(_search_archive, archive_path, query) if archive_path is not None else []
+    merged = sorted(set(recent) | set(archived), key=_newest_first)
+    return AuditResult(merged[:query.limit], capped=len(merged) > query.limit, note=note)
+
+
+def _newest_first(record: AuditRecord) -> tuple:
+    ms, seq = stream_id_key(record.entry_id)
+    return -ms, -seq, record.user, record.action
+
+
+async def _search_stream(redis: aioredis.Redis, query: AuditQuery) -> list[AuditRecord]:
+    """Up to query.limit + 1 matching stream entries, newest first."""
     newest = "+" if query.to_ms is None else f"{query.to_ms}-18446744073709551615"
     oldest = "-" if query.from_ms is None else f"{query.from_ms}-0"
     found: list[AuditRecord] = []
@@ -165,12 +216,26 @@ async def search_audit(redis: aioredis.Redis, query: AuditQuery) -> AuditResult:
         for entry_id, fields in batch:
             record = audit_record(entry_id, fields)
             if query.matches(record):
-                if len(found) == query.limit:
-                    return AuditResult(found, capped=True)
                 found.append(record)
+                if len(found) > query.limit:
+                    return found
         if len(batch) < READ_BATCH:
-            return AuditResult(found, capped=False)
+            return found
         newest = "(" + batch[-1][0].decode()
+
+
+def _search_archive(path: Path, query: AuditQuery) -> list[AuditRecord]:
+    """Up to query.limit + 1 matching archived entries, newest first; none when there is no archive yet."""
+    if not path.exists():
+        return []
+    search = ArchiveSearch(from_ms=query.from_ms, to_ms=query.to_ms, user=query.user, tag=query.tag,
+                           action=query.action, result=query.result, text=query.text, limit=query.limit + 1)
+    with AuditArchive(path, read_only=True) as archive:
+        return [archived_record(entry) for entry in archive.search(search)]
+
+
+def archived_record(entry: ArchivedEntry) -> AuditRecord:
+    return audit_record(entry.stream_id, entry.fields)
 
 
 def audit_record(entry_id: bytes | str, fields: dict) -> AuditRecord:
@@ -181,7 +246,7 @@ def audit_record(entry_id: bytes | str, fields: dict) -> AuditRecord:
     return AuditRecord(entry_id=entry_id, time_ms=int(entry_id.split("-", 1)[0]), user=text.get("user", ""),
                        action=text.get("action", ""), result=text.get("result", ""), tag=text.get("tag", ""),
                        old=text.get("old", ""), new=text.get("new", ""), reason=text.get("reason", ""),
-                       source_ip=text.get("source_ip", ""))
+                       source_ip=text.get("source_ip", ""), comment=text.get("comment", ""))
 
 
 # --- Output ------------------------------------------------------------------------------------------
@@ -189,7 +254,8 @@ def audit_record(entry_id: bytes | str, fields: dict) -> AuditRecord:
 def record_json(record: AuditRecord) -> dict[str, object]:
     return {"entry_id": record.entry_id, "time": iso_utc(record.time_ms), "time_ms": record.time_ms,
             "user": record.user, "action": record.action, "result": record.result, "tag": record.tag,
-            "old": record.old, "new": record.new, "reason": record.reason, "source_ip": record.source_ip}
+            "old": record.old, "new": record.new, "reason": record.reason, "comment": record.comment,
+            "source_ip": record.source_ip}
 
 
 def audit_csv(records: Iterable[AuditRecord], capped: bool = False, limit: int = CSV_LIMIT) -> str:
@@ -199,7 +265,7 @@ def audit_csv(records: Iterable[AuditRecord], capped: bool = False, limit: int =
     writer.writerow(CSV_HEADER)
     for r in records:
         writer.writerow((iso_utc(r.time_ms), r.time_ms, *(csv_cell(v) for v in (
-            r.user, r.action, r.result, r.tag, r.old, r.new, r.reason, r.source_ip))))
+            r.user, r.action, r.result, r.tag, r.old, r.new, r.reason, r.comment, r.source_ip))))
     if capped:
         writer.writerow((f"# capped: only the newest {limit:,} matching events; narrow the search for the rest",))
     return out.getvalue()
@@ -211,9 +277,37 @@ def csv_cell(text: str) -> str:
 
 def result_text(result: AuditResult, limit: int) -> str:
     if result.capped:
-        return f"The newest {limit:,} events; there are more: narrow the search."
-    count = len(result.records)
-    return "No events match." if count == 0 else f"{count:,} events."
+        text = f"The newest {limit:,} events; there are more: narrow the search."
+    else:
+        count = len(result.records)
+        text = "No events match." if count == 0 else f"{count:,} events."
+    return f"{text} {result.note}" if result.note else text
+
+
+ARCHIVER_STALE_MS = 10_000
+
+
+def archive_line(status: dict[str, str], now_ms: int) -> str:
+    """One line on the archive from the archiver's heartbeat (audit_trail/archiver.py); no verification here."""
+    if not status:
+        return "Archive: no archiver has run yet (the historian runs it); events are in Redis only."
+    entries = int(status.get("archived_entries") or 0)
+    chain = status.get("chain", "not verified")
+    verified_ms = int(status.get("chain_verified_ms") or 0)
+    if chain == "intact" and verified_ms:
+        chain_text = f"chain verified intact at {iso_utc(verified_ms)}"
+    elif chain.startswith("broken"):
+        chain_text = f"chain BROKEN ({chain.removeprefix('broken: ')})"
+    else:
+        chain_text = "chain not verified yet"
+    line = f"Archive: {entries:,} entries, {chain_text}."
+    heartbeat_ms = int(status.get("heartbeat_ms") or 0)
+    if status.get("state") == "stopped" or now_ms - heartbeat_ms > ARCHIVER_STALE_MS:
+        line += f" The archiver is not running (last seen {iso_utc(heartbeat_ms)})." if heartbeat_ms else \
+            " The archiver is not running."
+    elif status.get("state") in ("disk_failing", "redis_lost"):
+        line += f" The archiver is failing: {status.get('last_error', '')}"
+    return line
 
 
 # --- The page (layouts/audit.py) ------------------------------------------------------------------------
@@ -239,8 +333,9 @@ def page_range_ms(time_range: dict, now_ms: int) -> tuple[int, int]:
 
 
 async def audit_view(redis: aioredis.Redis, role: Role | None, time_range: dict, user: str | None, tag: str | None,
-                     action: str | None, result: str | None, text: str | None, now_ms: int) -> AuditView:
-    """Grid rows, a status line and the CSV link (the same search) for the page."""
+                     action: str | None, result: str | None, text: str | None, now_ms: int,
+                     archive_path: Path | None = None) -> AuditView:
+    """Grid rows, a status line (with the archive's) and the CSV link (the same search) for the page."""
     if not may_read_audit(role):
         return AuditView([], NOT_ALLOWED, None)
     try:
@@ -249,8 +344,12 @@ async def audit_view(redis: aioredis.Redis, role: Role | None, time_range: dict,
     except ValueError as exc:
         return AuditView([], str(exc), None)
     try:
-        found = await search_audit(redis, query)
-    except (RedisError, OSError) as exc:
+        found = await search_audit(redis, query, archive_path)
+    except (RedisError, OSError, sqlite3.Error) as exc:
         return AuditView([], f"The audit trail cannot be read now: {exc}", None)
-    return AuditView([record_json(r) for r in found.records], result_text(found, query.limit),
+    try:
+        archive = archive_line(await read_archiver_status(redis), now_ms)
+    except (RedisError, OSError):
+        archive = "Archive: status unknown (Redis cannot be read)."
+    return AuditView([record_json(r) for r in found.records], f"{result_text(found, query.limit)} {archive}",
                      "/api/audit.csv?" + urlencode(query_params(query)))

@@ -14,6 +14,7 @@ from typing import Awaitable, Callable
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from audit_trail.config_changes import record_config_at_start
 from domain.config_model import PlantConfig
 from tag_store.live_cache import LiveCache
 from web.alarm_cache import AlarmCache
@@ -91,6 +92,7 @@ class WebRuntime:
             asyncio.create_task(_supervised("tag directory", lambda: self.tags.follow(self.redis))),
             asyncio.create_task(_supervised("live cache", self._live_cache.run)),
             asyncio.create_task(_supervised("alarm cache", self._alarm_cache.run)),
+            asyncio.create_task(record_config_at_start(self._redis, self.config)),  # docs/audit.md
         ]
         self._started = True
         await self._wait_for_first_snapshot()
