@@ -101,6 +101,9 @@ def test_the_documented_acl_user_serves_web_writer_and_historian(locked_redis, t
     historian = subprocess.Popen([sys.executable, "-m", "historian", "--config", str(plant)], cwd=REPO_ROOT,
                                  env={**os.environ, "PYTHONPATH": str(REPO_ROOT), **env},
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    engine = subprocess.Popen([sys.executable, "-m", "alarm_engine", "--config", str(plant)], cwd=REPO_ROOT,
+                              env={**os.environ, "PYTHONPATH": str(REPO_ROOT), **env},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for value in (1.0, 2.0, 3.0):
             feeder.put("T1.level", value)
@@ -118,7 +121,17 @@ def test_the_documented_acl_user_serves_web_writer_and_historian(locked_redis, t
         assert historian.wait(30) == 0, historian.stderr.read()  # 0: everything it read is on disk
         written = list((Path(os.environ["STACKLIGHT_DATA_DIR"]) / "historian").rglob("*.parquet"))
         assert written, "the historian wrote no file"
+        feeder.put("T1.level", 4.9)  # high-high: the alarm engine raises it (its Lua, streams, hashes)
+        deadline = time.monotonic() + 30
+        while not feeder.call(feeder.redis.hlen("sl:alarms")):
+            assert time.monotonic() < deadline, "the alarm engine never raised the alarm"
+            time.sleep(0.2)
+        admin = redis.Redis.from_url(locked_redis.url)
+        denied = admin.execute_command("ACL", "LOG")
+        admin.close()
+        assert denied == [], f"commands the documented ACL refused: {denied}"
     finally:
+        stop_process(engine)
         stop_process(historian)
         web.stop()
         feeder.close()
