@@ -1,9 +1,11 @@
 """Operator actions on alarms: role and input checked here, the state changed only by the alarm engine.
 
 perform_alarm_action() checks the user's role before anything is sent, cleans
-what the browser (or an API client) sent, asks the engine once per alarm
-(alarm_engine.commands.request_action), audits every attempt, refused ones
-too, and returns each alarm's answer; describe_results() puts them in words.
+what the browser (or an API client) sent, refuses each alarm outside the user's
+areas (when their account is limited to some: the alarm's area as the engine
+recorded it), asks the engine once per alarm (alarm_engine.commands.request_action),
+audits every attempt, refused ones too (the person's comment in the audit's
+comment field), and returns each alarm's answer; describe_results() puts them in words.
 """
 from __future__ import annotations
 
@@ -14,9 +16,12 @@ from dataclasses import dataclass
 
 from redis.exceptions import RedisError
 
+from alarm_engine.alarm_store import decode_record
 from alarm_engine.commands import ACTIONS, request_action
+from tag_store import keys
 from web.audit import AuditEvent, append_audit
 from web.auth import RequestIdentity
+from web.permissions import require_tag_permission
 from web.roles import ALARM_ACTION_PERMISSIONS, Action, PermissionDenied, Role, may, require
 from web.runtime import WebRuntime
 
@@ -42,7 +47,7 @@ class ActionResult:
     alarm_id: str
     accepted: bool
     reason: str = ""
-    # Who decided: "engine" (its answer), "role" or "input" (refused here, nothing sent),
+    # Who decided: "engine" (its answer), "role" (role or area) or "input" (refused here, nothing sent),
     # "redis" (could not be sent).
     decided_by: str = "engine"
 
@@ -194,7 +199,8 @@ async def perform_alarm_action(runtime: WebRuntime, identity: RequestIdentity | 
     async def refuse_all(reason: str, decided_by: str) -> list[ActionResult]:
         """Nothing sent; one audit entry naming every alarm asked for."""
         await _audit(runtime, AuditEvent(user=user, action=str(action)[:40], result="refused",
-                                         tag=",".join(ids)[:MAX_ALARM_ID_LENGTH], reason=reason, source_ip=source_ip))
+                                         tag=",".join(ids)[:MAX_ALARM_ID_LENGTH], reason=reason, source_ip=source_ip,
+                                         comment=clean_comment(comment) or ""))
         return [ActionResult(a, False, reason, decided_by) for a in ids] or [ActionResult("", False, reason,
                                                                                           decided_by)]
 
@@ -208,8 +214,18 @@ async def perform_alarm_action(runtime: WebRuntime, identity: RequestIdentity | 
         request = clean_request(action, alarm_ids, comment, duration_s, one_shot)
     except RequestRefused as refused:
         return await refuse_all(str(refused), "input")
+    assert identity is not None
+    try:
+        outside = await _outside_areas(runtime, identity, request)
+    except (RedisError, OSError) as exc:
+        return await refuse_all(f"the data server (Redis) is unavailable: {exc}", "redis")
 
     async def one(alarm_id: str) -> ActionResult:
+        if alarm_id in outside:
+            await _audit(runtime, AuditEvent(user=user, action=request.action, result="refused", tag=alarm_id,
+                                             new=request.detail(), reason=outside[alarm_id], source_ip=source_ip,
+                                             comment=request.comment or ""))
+            return ActionResult(alarm_id, False, outside[alarm_id], "role")
         try:
             outcome = await request_action(runtime.redis, request.action, alarm_id, user, request.comment,
                                            duration_s=request.duration_s, one_shot=request.one_shot,
@@ -217,15 +233,41 @@ async def perform_alarm_action(runtime: WebRuntime, identity: RequestIdentity | 
         except (RedisError, OSError) as exc:
             reason = f"the data server (Redis) is unavailable: {exc}"
             await _audit(runtime, AuditEvent(user=user, action=request.action, result="failed", tag=alarm_id,
-                                             new=request.detail(), reason=reason, source_ip=source_ip))
+                                             new=request.detail(), reason=reason, source_ip=source_ip,
+                                             comment=request.comment or ""))
             return ActionResult(alarm_id, False, reason, "redis")
-        said = "; ".join(p for p in (outcome.reason, f"comment: {request.comment}" if request.comment else "") if p)
         await _audit(runtime, AuditEvent(user=user, action=request.action,
                                          result="ok" if outcome.accepted else "refused", tag=alarm_id,
-                                         new=request.detail(), reason=said, source_ip=source_ip))
+                                         new=request.detail(), reason=outcome.reason, source_ip=source_ip,
+                                         comment=request.comment or ""))
         return ActionResult(alarm_id, outcome.accepted, outcome.reason)
 
     return list(await asyncio.gather(*(one(a) for a in request.alarm_ids)))
+
+
+async def _outside_areas(runtime: WebRuntime, identity: RequestIdentity, request: AlarmRequest) -> dict[str, str]:
+    """alarm id -> why not, for the alarms outside the user's areas (their account limited to some).
+
+    The alarm's area is the one the engine recorded (a process alarm's is its tag's); an alarm
+    the engine has no record of is left to the engine, which refuses it as unknown."""
+    session = identity.session
+    if not session.areas or not request.alarm_ids:
+        return {}
+    raws = await runtime.redis.hmget(keys.ALARMS, list(request.alarm_ids))
+    outside = {}
+    for alarm_id, raw in zip(request.alarm_ids, raws):
+        if raw is None:
+            continue
+        try:
+            record = decode_record(raw)
+        except (ValueError, TypeError, KeyError):
+            outside[alarm_id] = "the alarm's record is unreadable: its area cannot be checked"
+            continue
+        try:
+            require_tag_permission(session, permission_for(request.action), area=record.area)
+        except PermissionDenied as denied:
+            outside[alarm_id] = str(denied).replace("this alarm", alarm_id, 1)
+    return outside
 
 
 async def acknowledge_alarms(runtime: WebRuntime, identity: RequestIdentity | None, alarm_ids: object,

@@ -487,7 +487,7 @@ async def test_an_operators_shelve_goes_to_the_engine_per_alarm_with_its_answers
         "Shelved 1 alarm. REFUSED T1.level:low: T1.level:low cannot be shelved: it is latched and acknowledged")
     audit = {a["tag"]: a for a in await read_audit(redis_client, 2)}
     assert (audit["T1.level:high_high"]["result"], audit["T1.level:high_high"]["new"]) == ("ok", "for 30 min")
-    assert audit["T1.level:high_high"]["reason"] == "comment: level sensor fouled"
+    assert audit["T1.level:high_high"]["comment"] == "level sensor fouled"
     assert audit["T1.level:low"]["result"] == "refused"
     assert audit["T1.level:low"]["reason"].startswith("T1.level:low cannot be shelved")
 
