@@ -152,15 +152,33 @@ async def show_user(name):
     return row.role, ", ".join(row.areas)
 
 
+# The audit trail's action for a refusal of each button.
+AUDIT_ACTIONS = {"users-add": "user_added", "users-set-role": "role_changed", "users-set-areas": "areas_changed",
+                 "users-reset-password": "password_changed", "users-unlock": "user_unlocked",
+                 "users-delete": "user_deleted", "users-delete-confirm": "user_deleted",
+                 "users-delete-cancel": "user_deleted"}
+
+
 async def perform(redis, identity, action: str, form: dict) -> tuple[str, str | None]:
     """One page action; (message, the account awaiting a delete confirmation or None)."""
     target = form.get("target")
+    name = form.get("new_name") if action == "users-add" else (
+        form.get("pending") if action.startswith("users-delete-") else target)
+    await user_admin.require_admin(redis, identity, AUDIT_ACTIONS[action], name or "")
     if action == "users-add":
         row = await user_admin.add_account(redis, identity, (form.get("new_name") or "").strip(), form.get("new_role"),
                                            form.get("new_password") or "",
                                            user_admin.parse_areas_text(form.get("new_areas")),
                                            password_again=form.get("new_password2") or "")
         return f"Added {user_admin.describe(row)}.", None
+    if action == "users-delete-cancel":
+        return "Delete cancelled.", None
+    if action == "users-delete-confirm":
+        pending = form.get("pending")
+        if not pending:
+            raise UserError("nothing to delete: choose a user and press Delete user… first")
+        await user_admin.delete_account(redis, identity, pending)
+        return f"Deleted {pending}; their open sessions ended.", None
     if not target:
         raise UserError("choose a user first")
     if action == "users-set-role":
@@ -179,13 +197,7 @@ async def perform(redis, identity, action: str, form: dict) -> tuple[str, str | 
     if action == "users-delete":
         row = await user_admin.ask_delete(redis, identity, target)
         return "", row.name
-    if action == "users-delete-confirm":
-        pending = form.get("pending")
-        if not pending:
-            raise UserError("nothing to delete: choose a user and press Delete user… first")
-        await user_admin.delete_account(redis, identity, pending)
-        return f"Deleted {pending}; their open sessions ended.", None
-    return "Delete cancelled.", None
+    raise UserError(f"unknown action {action}")
 
 
 @callback(

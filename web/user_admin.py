@@ -55,8 +55,8 @@ def refusal_text(identity: RequestIdentity | None) -> str:
     return ""
 
 
-async def _require_admin(redis: aioredis.Redis, identity: RequestIdentity | None, action: str, name: str) -> str:
-    """The admin's name, for the audit trail; a refusal is audited and raised."""
+async def require_admin(redis: aioredis.Redis, identity: RequestIdentity | None, action: str, name: str) -> str:
+    """The admin's name, for the audit trail; a refusal is audited (as `action` on account `name`) and raised."""
     reason = refusal_text(identity)
     if not reason:
         assert identity is not None
@@ -101,13 +101,13 @@ def _name(name) -> str:
 
 
 async def list_accounts(redis: aioredis.Redis, identity: RequestIdentity | None) -> list[AccountRow]:
-    await _require_admin(redis, identity, "users_listed", "*")
+    await require_admin(redis, identity, "users_listed", "*")
     return [AccountRow(u.name, u.role.value, u.areas, await lockout_remaining_s(redis, u.name))
             for u in await list_users(redis)]
 
 
 async def account(redis: aioredis.Redis, identity: RequestIdentity | None, name: str) -> AccountRow:
-    await _require_admin(redis, identity, "users_listed", name)
+    await require_admin(redis, identity, "users_listed", name)
     user = await get_user(redis, name)
     if user is None:
         raise NoSuchUser(f"no user '{name}'")
@@ -117,7 +117,7 @@ async def account(redis: aioredis.Redis, identity: RequestIdentity | None, name:
 async def add_account(redis: aioredis.Redis, identity: RequestIdentity | None, name, role, password,
                       areas=(), password_again: str | None = None) -> AccountRow:
     """A new account; `password_again` (the page's second box) must match when given."""
-    by = await _require_admin(redis, identity, "user_added", name)
+    by = await require_admin(redis, identity, "user_added", name)
     name, role = _name(name), _role(role)
     areas = check_areas(areas)
     user = await add_user(redis, name, role, _password(password, password_again), areas=areas, by=by,
@@ -126,32 +126,32 @@ async def add_account(redis: aioredis.Redis, identity: RequestIdentity | None, n
 
 
 async def change_role(redis: aioredis.Redis, identity: RequestIdentity | None, name, role) -> None:
-    by = await _require_admin(redis, identity, "role_changed", name)
+    by = await require_admin(redis, identity, "role_changed", name)
     await set_role(redis, _name(name), _role(role), by=by, source_ip=_ip(identity), keep_an_admin=True)
 
 
 async def change_areas(redis: aioredis.Redis, identity: RequestIdentity | None, name, areas) -> tuple[str, ...]:
-    by = await _require_admin(redis, identity, "areas_changed", name)
+    by = await require_admin(redis, identity, "areas_changed", name)
     return await set_areas(redis, _name(name), areas, by=by, source_ip=_ip(identity))
 
 
 async def reset_password(redis: aioredis.Redis, identity: RequestIdentity | None, name, password,
                          password_again: str | None = None) -> int:
     """A new password; every open session of the account ends. Returns how many."""
-    by = await _require_admin(redis, identity, "password_changed", name)
+    by = await require_admin(redis, identity, "password_changed", name)
     return await change_password(redis, _name(name), _password(password, password_again), by=by,
                                  source_ip=_ip(identity))
 
 
 async def unlock(redis: aioredis.Redis, identity: RequestIdentity | None, name) -> int:
     """End the account's login lock-out; the seconds it had left (0: it was not locked out)."""
-    by = await _require_admin(redis, identity, "user_unlocked", name)
+    by = await require_admin(redis, identity, "user_unlocked", name)
     return await unlock_user(redis, _name(name), by=by, source_ip=_ip(identity))
 
 
 async def ask_delete(redis: aioredis.Redis, identity: RequestIdentity | None, name) -> AccountRow:
     """The page's first delete step: the account to name in the question (refusals as for deleting)."""
-    by = await _require_admin(redis, identity, "user_deleted", name)
+    by = await require_admin(redis, identity, "user_deleted", name)
     name = _name(name)
     if name == by:
         raise LastAdmin(DELETE_SELF)
@@ -162,7 +162,7 @@ async def ask_delete(redis: aioredis.Redis, identity: RequestIdentity | None, na
 
 
 async def delete_account(redis: aioredis.Redis, identity: RequestIdentity | None, name) -> None:
-    by = await _require_admin(redis, identity, "user_deleted", name)
+    by = await require_admin(redis, identity, "user_deleted", name)
     name = _name(name)
     if name == by:
         raise LastAdmin(DELETE_SELF)
@@ -176,7 +176,7 @@ async def apply_changes(redis: aioredis.Redis, identity: RequestIdentity | None,
 
     Returns what was changed, in order; nothing given is a bad request.
     """
-    await _require_admin(redis, identity, "user_changed", name)
+    await require_admin(redis, identity, "user_changed", name)
     name = _name(name)
     if role is None and areas is None and password is None:
         raise UserError("nothing to change: give role, areas and/or password")
