@@ -5,14 +5,20 @@ app sees exactly what it would see behind one on the same machine.
 """
 from __future__ import annotations
 
+import os
 import socket
+import ssl
+import subprocess
+from pathlib import Path
 
 import pytest
 import requests
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from tests.browser.web_app_process import WebAppProcess
+from launcher.embedded_servers import find_executable, free_port, stop_process, wait_for_port
+from tests.browser.web_app_process import REPO_ROOT, WebAppProcess
+from tests.integration.test_https import write_self_signed
 from tests.unit.web_plant import WEB_TEST_PLANT
 from web.audit import read_audit
 from web.sessions import CSRF_COOKIE, SESSION_COOKIE
@@ -94,3 +100,64 @@ def test_forwarded_headers_from_an_untrusted_client_are_ignored(redis_server, tm
         assert last_login(feeder)["source_ip"] == "127.0.0.1"
     finally:
         app.stop()
+
+
+# --- nginx in front, with the configuration docs/transport.md documents ----------------------
+
+def documented_nginx_block() -> str:
+    doc = (REPO_ROOT / "docs" / "transport.md").read_text()
+    section = doc.split("<!-- nginx-example-begin -->", 1)[1].split("<!-- nginx-example-end -->", 1)[0]
+    return section.split("```nginx", 1)[1].split("```", 1)[0]
+
+
+def nginx_config(work_dir: Path, listen_port: int, app_port: int, cert: Path, key: Path) -> str:
+    block = documented_nginx_block()
+    for old, new in (("listen 443 ssl;", f"listen 127.0.0.1:{listen_port} ssl;"),
+                     ("/etc/stacklight/tls/hmi.pem", str(cert)), ("/etc/stacklight/tls/hmi.key", str(key)),
+                     ("proxy_pass http://127.0.0.1:8050;", f"proxy_pass http://127.0.0.1:{app_port};")):
+        assert old in block, f"docs/transport.md's nginx block no longer has {old!r}"
+        block = block.replace(old, new)
+    temp = "\n".join(f"  {kind}_temp_path {work_dir / kind};" for kind in ("client_body", "proxy", "fastcgi",
+                                                                            "uwsgi", "scgi"))
+    user = "user root;\n" if os.geteuid() == 0 else ""  # workers must reach the test's private directory
+    return (f"{user}daemon off;\npid {work_dir / 'nginx.pid'};\nerror_log {work_dir / 'error.log'};\n"
+            f"events {{}}\nhttp {{\n  access_log off;\n{temp}\n{block}\n}}\n")
+
+
+@pytest.fixture
+def nginx(proxied_app, tmp_path):
+    executable = find_executable("nginx")
+    if executable is None:
+        pytest.skip("nginx is not installed")
+    work_dir = tmp_path / "nginx"
+    work_dir.mkdir()
+    cert, key = write_self_signed(work_dir)
+    port = free_port()
+    (work_dir / "nginx.conf").write_text(nginx_config(work_dir, port, proxied_app.port, cert, key))
+    process = subprocess.Popen([executable, "-p", str(work_dir), "-c", str(work_dir / "nginx.conf")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    wait_for_port(port, 15, process)
+    yield f"https://127.0.0.1:{port}", cert
+    stop_process(process)
+
+
+def test_through_the_documented_nginx_login_cookies_audit_and_websocket_work(nginx, feeder):
+    base, cert = nginx
+    # A client's own X-Forwarded-For is overwritten by nginx ($remote_addr), not believed.
+    login = requests.post(base + "/login", data={"username": "operator", "password": "operator", "next": "/"},
+                          headers={"Origin": base, "X-Forwarded-For": "6.6.6.6"}, verify=cert,
+                          allow_redirects=False, timeout=10)
+    assert login.status_code == 303, login.text
+    cookies = cookie_headers(login)
+    assert "; secure" in cookies[SESSION_COOKIE] and "samesite=strict" in cookies[SESSION_COOKIE]
+    assert login.headers["Strict-Transport-Security"] == "max-age=31536000"
+    assert last_login(feeder)["source_ip"] == "127.0.0.1"
+    token = login.cookies[SESSION_COOKIE]
+
+    api = requests.get(base + "/api/tags", cookies={SESSION_COOKIE: token}, verify=cert, timeout=10)
+    assert api.status_code == 200
+
+    context = ssl.create_default_context(cafile=str(cert))
+    with connect(base.replace("https", "wss") + "/_dash-ws-callback", ssl=context, origin=base,
+                 additional_headers={"Cookie": f"{SESSION_COOKIE}={token}"}, open_timeout=10) as ws:
+        ws.ping().wait(5)  # upgraded through nginx and accepted by Dash (Origin matches the passed Host)
