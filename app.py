@@ -44,6 +44,7 @@ def create_app(config: PlantConfig, redis_url: str | None = None) -> Dash:
     from web.history_api import router as history_api_router  # noqa: PLC0415
     from web.audit_api import router as audit_api_router  # noqa: PLC0415
     from web.user_api import router as user_api_router  # noqa: PLC0415
+    from web.api_tokens_api import router as api_tokens_router  # noqa: PLC0415
     from web.write_api import router as write_api_router  # noqa: PLC0415
     from web.performance_api import router as performance_api_router  # noqa: PLC0415
     from web.login import router as login_router  # noqa: PLC0415
@@ -74,6 +75,7 @@ def create_app(config: PlantConfig, redis_url: str | None = None) -> Dash:
     app.server.include_router(history_api_router)
     app.server.include_router(audit_api_router)
     app.server.include_router(user_api_router)
+    app.server.include_router(api_tokens_router)
     app.server.include_router(write_api_router)
     app.server.add_middleware(auth.AuthMiddleware)
     app.server.add_middleware(SecurityHeadersMiddleware)  # outermost: also on refusals and redirects

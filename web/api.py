@@ -3,7 +3,7 @@
 Tags are the tag directory's: configured ones and those a data source discovered
 at run time ("discovered": true).
 
-Needs a session cookie like every other route (token auth comes later).
+Needs a login like every other route: a session cookie or an API token (web/auth.py).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from fastapi import APIRouter, HTTPException
 from domain.config_model import Tag
 from domain.freshness import Freshness
 from domain.quality import quality_from_code
-from web.auth import current_session
+from web.auth import current_identity
 from web.runtime import WebRuntime, current_runtime
 from web.source_view import source_rows
 from web.tag_display import judge_encoded
@@ -90,7 +90,8 @@ async def list_sources() -> list[dict[str, Any]]:
 
 @router.get("/session")
 async def who_am_i() -> dict[str, str]:
-    session = current_session()
-    if session is None:  # the middleware lets no such request through; defence in depth
+    """Who is asking and how they got in: "auth" is "session" (login), "token" (API token) or "kiosk"."""
+    identity = current_identity()
+    if identity is None:  # the middleware lets no such request through; defence in depth
         raise HTTPException(status_code=401, detail="not logged in")
-    return {"user": session.user, "role": session.role.value}
+    return {"user": identity.session.user, "role": identity.session.role.value, "auth": identity.method}
