@@ -5,7 +5,7 @@ import pytest
 
 from domain.config_model import DataType, EngineeringRange, Tag
 from domain.quality import BAD, BAD_NO_COMMUNICATION, GOOD, UNCERTAIN_LAST_USABLE_VALUE
-from domain.write_rules import WriteRefused, check_write, parse_entry, readback_matches
+from domain.write_rules import WriteRefused, check_reason, check_write, parse_entry, readback_matches
 
 SETPOINT = Tag(
     name="R201.sp", source="plc", node_id="ns=2;s=SP", unit="degC", writable=True,
@@ -104,3 +104,19 @@ def test_max_step_is_judged_from_a_good_or_uncertain_value():
 
 def test_without_max_step_an_unknown_current_value_does_not_block():
     check_write(SETPOINT.model_copy(update={"max_step": None}), 95.0, None, BAD)
+
+
+def test_a_reason_is_trimmed_and_required_only_where_configured():
+    assert check_reason(SETPOINT, None) == "" and check_reason(SETPOINT, "  new batch ") == "new batch"
+    needs_reason = SETPOINT.model_copy(update={"reason_required": True})
+    for nothing in (None, "", "   "):
+        with pytest.raises(WriteRefused, match="a reason is required to write R201.sp"):
+            check_reason(needs_reason, nothing)
+    assert check_reason(needs_reason, "x" * 500) == "x" * 500
+
+
+@pytest.mark.parametrize(("reason", "why"), [("x" * 501, "longer than 500 characters"), (42, "must be text"),
+                                             (["a"], "must be text")])
+def test_a_reason_that_is_not_short_text_is_refused(reason, why):
+    with pytest.raises(WriteRefused, match=why):
+        check_reason(SETPOINT, reason)
