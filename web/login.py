@@ -133,6 +133,7 @@ async def submit_login(request: Request) -> Response:
         return _login_response(next_path, "The data server (Redis) is not reachable. Try again shortly.",
                                name, status=503)
     response = RedirectResponse(next_path, status_code=303)
+    # https directly, or from a proxy in web.trusted_proxies that said X-Forwarded-Proto: https.
     secure = request.url.scheme == "https"
     response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict", secure=secure, path="/")
     # Readable by the page on purpose: Dash echoes it in the X-CSRFToken header.
@@ -153,6 +154,8 @@ async def logout(request: Request) -> Response:
     except RedisError:
         pass
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/")
-    response.delete_cookie(CSRF_COOKIE, path="/")
+    # The same attributes as when set: a Secure cookie is only replaced by a Secure Set-Cookie.
+    secure = request.url.scheme == "https"
+    response.delete_cookie(SESSION_COOKIE, path="/", secure=secure, httponly=True, samesite="strict")
+    response.delete_cookie(CSRF_COOKIE, path="/", secure=secure, samesite="strict")
     return response

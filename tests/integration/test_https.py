@@ -83,6 +83,12 @@ def test_login_over_https_sets_secure_httponly_strict_cookies_and_hsts(https_app
                        verify=cert, timeout=10)
     assert api.status_code == 200 and {t["name"] for t in api.json()} >= {"T1.level", "M1.flow"}
 
+    logout = requests.post(app.url + "/logout", cookies={SESSION_COOKIE: login.cookies[SESSION_COOKIE]},
+                           headers={"Origin": app.url}, verify=cert, allow_redirects=False, timeout=10)
+    cleared = set_cookie_headers(logout)
+    assert logout.status_code == 303
+    assert all("max-age=0" in cleared[name] and "; secure" in cleared[name] for name in (SESSION_COOKIE, CSRF_COOKIE))
+
 
 def test_plain_http_to_the_https_port_gets_no_answer(https_app):
     app, _cert = https_app
