@@ -23,7 +23,7 @@ from domain.config_loading import DEFAULT_CONFIG_PATH, ConfigError, load_config,
 from launcher.embedded_servers import MqttBroker, RedisServer, free_port, wait_for_port
 from launcher.supervisor import Supervisor
 from tag_store.startup import StartupError, check_redis_credentials, redacted, resolve_redis_url
-from web.transport import is_https
+from web.transport import TransportError, is_https, uvicorn_options
 
 log = logging.getLogger("launcher")
 DEMO_OPCUA_PORT = 4840
@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         env["STACKLIGHT_SIM_OPCUA_PORT"] = str(DEMO_OPCUA_PORT if port_is_free(DEMO_OPCUA_PORT) else free_port())
     try:
         config = load_config(config_path, env)
-    except ConfigError as exc:
+        uvicorn_options(config.web)  # the HTTPS certificate and key, checked before anything starts
+    except (ConfigError, TransportError) as exc:
         print(exc, file=sys.stderr)
         return 2
 

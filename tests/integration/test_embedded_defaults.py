@@ -1,4 +1,5 @@
 """Embedded defaults on a bare machine: a Redis from a pip package, and a bad plant file stops everything."""
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -45,3 +46,32 @@ def test_every_service_refuses_a_bad_plant_file_with_exit_code_2(tmp_path, servi
                                                                                "REDIS_URL": "redis://127.0.0.1:1/0"})
     assert result.returncode == 2, result.stderr
     assert "sources.plc.security: Field required" in result.stderr
+
+
+def test_a_key_that_does_not_fit_the_certificate_stops_the_launcher_before_anything_starts(tmp_path):
+    from tests.integration.test_https import write_key, write_self_signed  # noqa: PLC0415
+
+    cert, _key = write_self_signed(tmp_path)
+    write_key(tmp_path / "other.key")
+    plant = tmp_path / "plant.yaml"
+    plant.write_text(f"data_dir: {tmp_path / 'data'}\nsources: {{}}\ntags: []\n"
+                     f"web: {{tls_cert: {cert}, tls_key: {tmp_path / 'other.key'}}}\n")
+    result = subprocess.run([sys.executable, "-m", "launcher", "--config", str(plant)], cwd=REPO,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert f"web.tls_key {tmp_path / 'other.key'}: the key does not belong to the certificate" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "data").exists()
+
+
+def test_a_refused_redis_password_stops_the_launcher_with_one_line(tmp_path):
+    with RedisServer(tmp_path / "redis", persistent=False, password="the-right-one") as server:
+        plant = tmp_path / "plant.yaml"
+        plant.write_text(f"data_dir: {tmp_path / 'data'}\nsources: {{}}\ntags: []\n"
+                         f"redis: {{url: 'redis://127.0.0.1:{server.port}/0', password: {{env: SL_TEST_PW}}}}\n")
+        result = subprocess.run([sys.executable, "-m", "launcher", "--config", str(plant)], cwd=REPO,
+                                capture_output=True, text=True, timeout=60,
+                                env={**os.environ, "SL_TEST_PW": "wrong-one", "REDIS_URL": ""})
+    assert result.returncode == 2, result.stderr
+    assert f"Redis refused the credentials (redis.username/password) for redis://:***@127.0.0.1:{server.port}/0" \
+        in result.stderr
+    assert "wrong-one" not in result.stderr + result.stdout and "Traceback" not in result.stderr
