@@ -34,11 +34,11 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as exc:
             print(exc, file=sys.stderr)
             return 2
-    if not path.exists():
-        print(f"no audit archive at {path}", file=sys.stderr)
-        return 2
     try:
         report = verify(path)
+    except FileNotFoundError:
+        print(f"no audit archive at {path}", file=sys.stderr)
+        return 2
     except sqlite3.Error as exc:
         print(f"{path}: cannot be read as an audit archive: {exc}", file=sys.stderr)
         return 1

@@ -86,7 +86,8 @@ class ArchiveSearch:
 class AuditArchive:
     """The SQLite file. Opened on first use; safe to call from worker threads (one call at a time).
 
-    read_only=True (the web): never creates or changes the file; FileNotFoundError if it is missing.
+    read_only=True (the web): never creates or changes the file; FileNotFoundError if it is missing
+    or not set up yet (the archiver has created the file but not its table).
     """
 
     def __init__(self, path: Path | str, read_only: bool = False):
@@ -183,8 +184,13 @@ class AuditArchive:
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:
-            self._db = open_archive_db(self.path, read_only=self.read_only, schema=_SCHEMA, synchronous="FULL",
-                                       what="audit archive")
+            db = open_archive_db(self.path, read_only=self.read_only, schema=_SCHEMA, synchronous="FULL",
+                                 what="audit archive")
+            if self.read_only and not db.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit'").fetchone():
+                db.close()
+                raise FileNotFoundError(f"the audit archive {self.path} is not set up yet")
+            self._db = db
             self._db.isolation_level = None  # transactions are explicit (append)
             self._db.create_function("sl_text_matches", 1 + len(TEXT_FIELDS), _text_matches, deterministic=True)
         return self._db

@@ -26,6 +26,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from audit_trail.archive import AuditArchive, audit_archive_path, verify
+from audit_trail.chain import GENESIS_HASH, ChainReport
 from data_sources.backoff import Backoff
 from domain.alarms.journal import stream_id_key
 from domain.config_model import PlantConfig
@@ -78,6 +79,18 @@ async def read_archiver_status(redis: aioredis.Redis) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in raw.items()}
 
 
+class ArchiveUnavailable(Exception):
+    """The archive file cannot be opened, read or written (disk full, permissions, I/O, corrupt)."""
+
+
+async def _on_disk(call, *args):
+    """call(*args) in a worker thread; a disk or SQLite failure becomes ArchiveUnavailable."""
+    try:
+        return await asyncio.to_thread(call, *args)
+    except (sqlite3.Error, OSError) as exc:
+        raise ArchiveUnavailable(str(exc)) from exc
+
+
 def _decoded(fields: dict) -> dict[str, str]:
     return {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
             for k, v in fields.items()}
@@ -116,17 +129,17 @@ class AuditArchiver:
     async def copy_new(self) -> int:
         """Archive one batch of stream entries after the cursor; how many were read."""
         if not self._cursor_loaded:
-            last = await asyncio.to_thread(self._archive.last_entry)
+            last = await _on_disk(self._archive.last_entry)
             self._cursor = (last.stream_id, last.fields) if last else None
-            self.status.archived_entries, self.status.head_hash = await asyncio.to_thread(self._archive.head)
+            self.status.archived_entries, self.status.head_hash = await _on_disk(self._archive.head)
             self._cursor_loaded = True
         after = await self._resume_after()
         raw = await self._redis.xrange(keys.AUDIT, min=f"({after}" if after else "-", max="+", count=COPY_BATCH)
         entries = [(entry_id.decode(), _decoded(fields)) for entry_id, fields in raw]
         if entries:
-            await asyncio.to_thread(self._archive.append, entries)
+            await _on_disk(self._archive.append, entries)
             self._cursor = entries[-1]
-            self.status.archived_entries, self.status.head_hash = await asyncio.to_thread(self._archive.head)
+            self.status.archived_entries, self.status.head_hash = await _on_disk(self._archive.head)
         if self._cursor is not None:
             self.status.archived_through = self._cursor[0]
         self._behind = len(entries) == COPY_BATCH
@@ -170,9 +183,10 @@ class AuditArchiver:
 
     async def verify_chain(self) -> None:
         """Recompute the archive's chain (worker thread); the result goes into the heartbeat."""
-        if not self._archive.path.exists():
-            return
-        report = await asyncio.to_thread(verify, self._archive.path)
+        try:
+            report = await asyncio.to_thread(verify, self._archive.path)
+        except FileNotFoundError:
+            report = ChainReport(0, GENESIS_HASH)  # nothing archived yet: an empty chain is intact
         self.status.chain_verified_ms = self._clock_ms()
         self.status.chain_verified_rows = report.rows
         if report.intact:
@@ -217,7 +231,7 @@ class AuditArchiver:
                 if time.monotonic() >= next_trim_s:
                     await self.trim()
                     next_trim_s = time.monotonic() + self._trim_interval_s
-            except sqlite3.Error as exc:
+            except ArchiveUnavailable as exc:
                 self._failed("disk_failing", f"cannot write {self._archive.path}: {exc}")
                 await asyncio.sleep(backoff.next_delay_s())
                 continue

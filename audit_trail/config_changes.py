@@ -125,10 +125,13 @@ def _listed(names: list[str]) -> str:
 
 def _archived_config_sha256(archive_path: Path | None) -> str | None:
     """The sha256 of the newest config entry in the archive (None: no archive or no such entry)."""
-    if archive_path is None or not archive_path.exists():
+    if archive_path is None:
         return None
-    with AuditArchive(archive_path, read_only=True) as archive:
-        entry = archive.last_of_actions(CONFIG_ACTIONS)
+    try:
+        with AuditArchive(archive_path, read_only=True) as archive:
+            entry = archive.last_of_actions(CONFIG_ACTIONS)
+    except FileNotFoundError:
+        return None
     return (entry.fields.get("new") or None) if entry else None
 
 

@@ -226,12 +226,13 @@ async def _search_stream(redis: aioredis.Redis, query: AuditQuery) -> list[Audit
 
 def _search_archive(path: Path, query: AuditQuery) -> list[AuditRecord]:
     """Up to query.limit + 1 matching archived entries, newest first; none when there is no archive yet."""
-    if not path.exists():
-        return []
     search = ArchiveSearch(from_ms=query.from_ms, to_ms=query.to_ms, user=query.user, tag=query.tag,
                            action=query.action, result=query.result, text=query.text, limit=query.limit + 1)
-    with AuditArchive(path, read_only=True) as archive:
-        return [archived_record(entry) for entry in archive.search(search)]
+    try:
+        with AuditArchive(path, read_only=True) as archive:
+            return [archived_record(entry) for entry in archive.search(search)]
+    except FileNotFoundError:
+        return []  # nothing archived yet: the stream alone answers
 
 
 def archived_record(entry: ArchivedEntry) -> AuditRecord:
@@ -295,7 +296,8 @@ def archive_line(status: dict[str, str], now_ms: int) -> str:
     chain = status.get("chain", "not verified")
     verified_ms = int(status.get("chain_verified_ms") or 0)
     if chain == "intact" and verified_ms:
-        chain_text = f"chain verified intact at {iso_utc(verified_ms)}"
+        rows = int(status.get("chain_verified_rows") or 0)
+        chain_text = f"chain verified intact at {iso_utc(verified_ms)} ({rows:,} entries then)"
     elif chain.startswith("broken"):
         chain_text = f"chain BROKEN ({chain.removeprefix('broken: ')})"
     else:
