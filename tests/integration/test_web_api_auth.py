@@ -142,11 +142,14 @@ def test_state_changing_requests_need_the_csrf_token_and_our_origin(web_app):
     assert foreign.status_code == 403
 
 
-def forged_confirm_write(session: requests.Session, base_url: str, tag: str, value) -> requests.Response:
-    """POST the setpoint entry's confirm callback directly, as a hand-made request would."""
+def setpoint_callback(session: requests.Session, base_url: str, trigger: str,
+                      states: dict[str, object]) -> requests.Response:
+    """POST one of the setpoint entry's callbacks directly, as a hand-made request would.
+
+    trigger: the subcomponent clicked ("write", "confirm", "approve"); states: subcomponent -> value."""
     deps = session.get(base_url + "/_dash-dependencies", timeout=10).json()
     spec = next(d for d in deps
-                if any('"subcomponent":"confirm"' in i["id"] for i in d["inputs"]) and d["state"])
+                if any(f'"subcomponent":"{trigger}"' in i["id"] for i in d["inputs"]) and d["state"])
 
     def concrete(pattern_text: str) -> dict:
         return {k: ("forged" if v == ["MATCH"] else v) for k, v in json.loads(pattern_text).items()}
@@ -155,25 +158,74 @@ def forged_confirm_write(session: requests.Session, base_url: str, tag: str, val
     for part in spec["output"].strip(".").split("..."):
         id_text, prop = part.rsplit(".", 1)
         outputs.append({"id": concrete(id_text), "property": prop.split("@")[0]})
-    trigger = concrete(spec["inputs"][0]["id"])
+    inputs = [{"id": concrete(i["id"]), "property": i["property"],
+               "value": 1 if f'"subcomponent":"{trigger}"' in i["id"] else None} for i in spec["inputs"]]
+    trigger_id = next(i["id"] for i in inputs if i["value"] == 1)
     body = {
-        "output": spec["output"], "outputs": outputs,
-        "inputs": [{"id": trigger, "property": "n_clicks", "value": 1}],
-        "changedPropIds": [json.dumps(trigger, separators=(",", ":"), sort_keys=True) + ".n_clicks"],
-        "state": [{"id": concrete(spec["state"][0]["id"]), "property": "data", "value": {"tag": tag, "value": value}}],
+        "output": spec["output"], "outputs": outputs, "inputs": inputs,
+        "changedPropIds": [json.dumps(trigger_id, separators=(",", ":"), sort_keys=True) + ".n_clicks"],
+        "state": [{"id": concrete(st["id"]), "property": st["property"],
+                   "value": states.get(json.loads(st["id"])["subcomponent"])} for st in spec["state"]],
     }
     return session.post(base_url + "/_dash-update-component", json=body, timeout=30)
+
+
+def callback_output(response: requests.Response, subcomponent: str, prop: str):
+    for id_text, props in response.json()["response"].items():
+        if json.loads(id_text)["subcomponent"] == subcomponent:
+            return props[prop]
+    raise AssertionError(f"no output {subcomponent}.{prop} in {response.text}")
+
+
+def forged_confirm_write(session: requests.Session, base_url: str, pending, reason: str | None = None
+                         ) -> requests.Response:
+    """The Confirm callback with whatever `pending` the page (or a forger) holds."""
+    return setpoint_callback(session, base_url, "confirm", {"pending": pending, "reason": reason})
+
+
+def write_through_faceplate(session: requests.Session, base_url: str, tag: str, value,
+                            reason: str | None = None) -> requests.Response:
+    """Write… then Confirm, as the page does: the nonce the server gave goes back with Confirm.
+    The answer of Write… when it refused (no nonce), else Confirm's."""
+    asked = setpoint_callback(session, base_url, "write", {"entry": value, "tag": tag})
+    assert asked.status_code == 200, asked.text
+    nonce = callback_output(asked, "pending", "data")
+    if nonce is None:
+        return asked
+    assert str(value) not in nonce  # the page holds only the nonce
+    return forged_confirm_write(session, base_url, nonce, reason)
 
 
 def test_a_viewers_forged_setpoint_write_is_refused_and_nothing_is_sent(web_app, feeder):
     feeder.put("T1.setpoint", 50.0)
     viewer = login_session(web_app.url, "viewer", "viewer")
-    response = forged_confirm_write(viewer, web_app.url, "T1.setpoint", 55.0)
-    assert response.status_code == 200
-    assert "REFUSED: your role (viewer) may not write a setpoint" in response.text
+    asked = write_through_faceplate(viewer, web_app.url, "T1.setpoint", 55.0)
+    assert asked.status_code == 200
+    assert "REFUSED: your role (viewer) may not write a setpoint" in asked.text
+    confirmed = forged_confirm_write(viewer, web_app.url, "made-up-nonce")
+    assert "REFUSED: your role (viewer) may not write a setpoint" in confirmed.text
+    assert feeder.call(feeder.redis.xlen(keys.write_requests("opc"))) == 0
+    audit = feeder.call(read_audit(feeder.redis, 2))
+    assert [(a["user"], a["action"], a["result"]) for a in audit] == [("viewer", "write", "refused")] * 2
+
+
+def test_a_forged_confirm_of_a_value_the_server_never_prepared_is_refused(web_app, feeder):
+    feeder.put("T1.setpoint", 50.0)
+    operator = login_session(web_app.url, "operator", "operator")
+    value_becomes(operator, web_app.url, "T1.setpoint", 50.0)
+    for pending in ({"tag": "T1.setpoint", "value": 55.0}, "made-up-nonce", None):
+        response = forged_confirm_write(operator, web_app.url, pending)
+        assert response.status_code == 200
+        assert "REFUSED: no such pending write (expired, already used or not yours)" in response.text, pending
+    # Someone else's nonce: the viewer's Write… got none, so take the operator's for another operator.
+    asked = setpoint_callback(operator, web_app.url, "write", {"entry": 55.0, "tag": "T1.setpoint"})
+    nonce = callback_output(asked, "pending", "data")
+    engineer = login_session(web_app.url, "engineer", "engineer")
+    assert "REFUSED: no such pending write" in forged_confirm_write(engineer, web_app.url, nonce).text
     assert feeder.call(feeder.redis.xlen(keys.write_requests("opc"))) == 0
     audit = feeder.call(read_audit(feeder.redis, 1))[0]
-    assert (audit["user"], audit["action"], audit["result"]) == ("viewer", "write", "refused")
+    assert (audit["user"], audit["action"], audit["result"]) == ("engineer", "write", "refused")
+    assert audit["reason"] == "no such pending write (expired, already used or not yours)"
 
 
 def test_an_operators_setpoint_write_goes_to_the_data_source_and_its_answer_comes_back(web_app, feeder):
@@ -194,12 +246,13 @@ def test_an_operators_setpoint_write_goes_to_the_data_source_and_its_answer_come
 
     responder = threading.Thread(target=data_source)
     responder.start()
-    response = forged_confirm_write(operator, web_app.url, "T1.setpoint", 55.0)
+    response = write_through_faceplate(operator, web_app.url, "T1.setpoint", 55.0, "new batch")
     responder.join()
     assert "DONE: T1.setpoint = 55.0 %" in response.text
     request = json.loads(feeder.call(feeder.redis.xrange(keys.write_requests("opc")))[0][1][b"r"])
-    assert (request["tag"], request["value"], request["user"]) == ("T1.setpoint", 55.0, "operator")
-    out_of_limits = forged_confirm_write(operator, web_app.url, "T1.setpoint", 500.0)
+    assert (request["tag"], request["value"], request["user"], request["reason"]) == (
+        "T1.setpoint", 55.0, "operator", "new batch")
+    out_of_limits = write_through_faceplate(operator, web_app.url, "T1.setpoint", 500.0)
     assert "REFUSED: 500 is outside the operator limits" in out_of_limits.text
     assert feeder.call(feeder.redis.xlen(keys.write_requests("opc"))) == 1
 
@@ -243,10 +296,10 @@ def test_a_discovered_tag_is_written_only_if_its_definition_says_so(web_app, fee
     def known_with_value():  # 404 until the web's tag directory has polled the new catalog version
         assert operator.get(f"{web_app.url}/api/tags/F9.sp", timeout=10).json().get("value") == 20.0
     eventually(known_with_value)
-    refused = forged_confirm_write(operator, web_app.url, "F9.temp", 25.0)
+    refused = write_through_faceplate(operator, web_app.url, "F9.temp", 25.0)
     assert "REFUSED: F9.temp is not writable" in refused.text
     assert feeder.call(feeder.redis.xlen(keys.write_requests("mq"))) == 0
-    sent = forged_confirm_write(operator, web_app.url, "F9.sp", 25.0)  # nobody answers in this test
+    sent = write_through_faceplate(operator, web_app.url, "F9.sp", 25.0)  # nobody answers in this test
     assert "NO ANSWER" in sent.text
     request = json.loads(feeder.call(feeder.redis.xrange(keys.write_requests("mq")))[0][1][b"r"])
     assert (request["tag"], request["value"], request["user"]) == ("F9.sp", 25.0, "operator")
