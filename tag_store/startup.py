@@ -85,13 +85,18 @@ def check_redis_credentials(url: str, timeout_s: float = REDIS_CHECK_TIMEOUT_S) 
     it is reported once, clearly, instead of a traceback on every retry.
     """
     import redis  # noqa: PLC0415 - only the process entries call this
-    from redis.exceptions import AuthenticationError, NoPermissionError, RedisError, ResponseError  # noqa: PLC0415
+    from redis.exceptions import (  # noqa: PLC0415
+        AuthenticationError, AuthenticationWrongNumberOfArgsError, NoPermissionError, RedisError, ResponseError,
+    )
 
     client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
     try:
         client.ping()
     except AuthenticationError as exc:
         raise StartupError(f"Redis refused the credentials (redis.username/password) for {redacted(url)}: {exc}") from None
+    except AuthenticationWrongNumberOfArgsError as exc:
+        raise StartupError(f"Redis refused the credentials (redis.username/password) for {redacted(url)}: "
+                           f"{exc} (an ACL user in redis.username needs Redis 6 or later)") from None
     except NoPermissionError as exc:
         raise StartupError(f"Redis accepted the login but refuses its commands (check the ACL user of "
                            f"redis.username) for {redacted(url)}: {exc}") from None

@@ -2,6 +2,7 @@
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -133,3 +134,32 @@ def test_the_demo_runs_end_to_end_and_ctrl_c_stops_every_process(demo, tmp_path)
     assert launcher.wait(30) == 0
     time.sleep(0.5)
     assert processes_with_marker(marker) == []
+
+
+def test_with_a_certificate_the_launcher_serves_and_prints_https(tmp_path):
+    from tests.integration.test_https import write_self_signed  # noqa: PLC0415
+
+    cert, key = write_self_signed(tmp_path)
+    web_port, marker = free_port(), f"SL_TEST_{uuid.uuid4().hex}"
+    plant = tmp_path / "plant.yaml"
+    plant.write_text(f"data_dir: {tmp_path / 'data'}\nsources: {{}}\ntags: []\n"
+                     f"web: {{port: {web_port}, tls_cert: {cert}, tls_key: {key}}}\n")
+    env = dict(os.environ, SL_MARKER=marker)
+    env.pop("REDIS_URL", None)
+    launcher = subprocess.Popen([sys.executable, "-m", "launcher", "--config", str(plant)], cwd=REPO, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        printed = read_until(launcher, "Press Ctrl-C", 120)
+        assert f"Stacklight is running:  https://127.0.0.1:{web_port}" in printed
+        trust = ssl.create_default_context(cafile=str(cert))
+        health = httpx.get(f"https://127.0.0.1:{web_port}/health", verify=trust, timeout=10)
+        assert health.status_code == 200 and health.headers["strict-transport-security"] == "max-age=31536000"
+        check_private_redis_is_locked(printed, marker, tmp_path / "data")
+        launcher.send_signal(signal.SIGINT)
+        assert launcher.wait(30) == 0
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()
+        for pid in processes_with_marker(marker):
+            os.kill(pid, signal.SIGKILL)
