@@ -34,6 +34,7 @@ from dash import Patch, callback, ctx, hooks, set_props
 from redis.exceptions import RedisError
 
 from web.alarm_cache import AlarmCache
+from web.auth import kiosk_client
 from web.live_board import LiveBoard
 from web.roles import Role
 from web.runtime import current_runtime
@@ -177,6 +178,8 @@ async def check_session(redis, login: SocketLogin, watch: SessionWatch, idle_tim
             now = await load_session(redis, login.token, idle_timeout_s, refresh=False)
             if now is not None:
                 watch.user, watch.role = now.user, now.role
+            elif kiosk_client(login.websocket.client.host if login.websocket.client else None):
+                return SessionVerdict.LIVE  # the read-only kiosk view (web/auth.py): no login to end
         else:
             now = await peek_session(redis, login.token, watch.user)
     except (RedisError, OSError) as exc:

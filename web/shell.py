@@ -15,7 +15,7 @@ from dash import ClientsideFunction, Input, clientside_callback, dcc, html
 
 from components.priority_indicator import priority_indicator
 from web.alarm_view import PRIORITIES
-from web.auth import current_session
+from web.auth import KIOSK_USER, current_session
 from web.live_push import LIVE_STORE_ID
 from web.roles import Action, may
 from web.runtime import current_runtime
@@ -58,11 +58,16 @@ def engine_notice(where: str) -> html.Div:
 
 def user_box() -> html.Div:
     session = current_session()
+    if session is not None and session.user == KIOSK_USER:  # no account: offer a login instead
+        return html.Div([html.Span("Kiosk (read-only)", className="sl-user-name", id="sl-user-name"),
+                         html.A("Log in", href="/login", className="sl-logout")], className="sl-user")
     name, role = (session.user, session.role.value) if session else ("-", "")
     return html.Div(
         [
             html.Span(name, className="sl-user-name", id="sl-user-name"),
             html.Span(role, className="sl-user-role", id="sl-user-role"),
+            dcc.Link("Account", href="/account", className="sl-logout", id="sl-account-link",
+                     title="Who you are, your API tokens"),
             html.A("Log out", href="/logout", className="sl-logout"),
         ],
         className="sl-user",
