@@ -93,21 +93,23 @@ def check_redis_credentials(url: str, timeout_s: float = REDIS_CHECK_TIMEOUT_S) 
     try:
         client.ping()
     except AuthenticationError as exc:
-        raise StartupError(f"Redis refused the credentials (redis.username/password) for {redacted(url)}: {exc}") from None
+        raise StartupError(_refused(url, exc)) from None
     except AuthenticationWrongNumberOfArgsError as exc:
-        raise StartupError(f"Redis refused the credentials (redis.username/password) for {redacted(url)}: "
-                           f"{exc} (an ACL user in redis.username needs Redis 6 or later)") from None
+        raise StartupError(_refused(url, exc, " (an ACL user in redis.username needs Redis 6 or later)")) from None
     except NoPermissionError as exc:
         raise StartupError(f"Redis accepted the login but refuses its commands (check the ACL user of "
                            f"redis.username) for {redacted(url)}: {exc}") from None
     except ResponseError as exc:
         if any(word in str(exc) for word in ("NOAUTH", "WRONGPASS", "AUTH")):
-            raise StartupError(f"Redis refused the credentials (redis.username/password) for "
-                               f"{redacted(url)}: {exc}") from None
+            raise StartupError(_refused(url, exc)) from None
     except (RedisError, OSError):
         pass  # not reachable now: the service's own loop waits for it and says so
     finally:
         client.close()
+
+
+def _refused(url: str, exc: Exception, hint: str = "") -> str:
+    return f"Redis refused the credentials (redis.username/password) for {redacted(url)}: {exc}{hint}"
 
 
 def load_plant(cli_path: str | None, environ: Mapping[str, str] = os.environ) -> PlantConfig:
