@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from redis.exceptions import RedisError
 
 from audit_trail.archive import AuditArchive, audit_archive_path
 from data_sources.backoff import Backoff
-from domain.config_loading import CONFIG_ENV_VAR
+from domain.config_loading import resolve_config_path
 from domain.config_model import PlantConfig
 from tag_store import keys
 from web.audit import AuditEvent, audit_fields
@@ -64,9 +65,18 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def plant_file_label(environ=os.environ) -> str:
-    """The plant file as the web knows it: $STACKLIGHT_CONFIG, else "(plant file)"."""
-    return environ.get(CONFIG_ENV_VAR) or PLANT_FILE_USER
+def plant_file_label(argv: list[str] | None = None, environ=os.environ) -> str:
+    """The plant file this process loaded, by the services' one rule (domain.config_loading.resolve_config_path):
+    the command line's --config, else $STACKLIGHT_CONFIG, else the demo plant. The web app gets only the
+    parsed config, so the command line is read here again."""
+    args = sys.argv[1:] if argv is None else argv
+    cli_path = None
+    for n, arg in enumerate(args):
+        if arg == "--config" and n + 1 < len(args):
+            cli_path = args[n + 1]
+        elif arg.startswith("--config="):
+            cli_path = arg.partition("=")[2]
+    return str(resolve_config_path(cli_path, environ))
 
 
 # --- what changed (pure) ------------------------------------------------------------------------------

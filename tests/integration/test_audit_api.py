@@ -1,4 +1,5 @@
-"""GET /api/audit and /api/audit.csv on the web app as a process: a scripted session, then the search."""
+"""GET /api/audit and /api/audit.csv on the web app as a process: a scripted session, then the search;
+the plant file's first load is the first event; what the archive holds is found after Redis lost it."""
 from __future__ import annotations
 
 import csv
@@ -6,21 +7,27 @@ import io
 
 import requests
 
+from audit_trail.archive import ARCHIVE_FILE_NAME, AuditArchive
+from audit_trail.archiver import AuditArchiver
+from audit_trail.config_changes import PLANT_FILE_USER
+from tag_store import keys
+
 from tests.browser.web_app_process import login_session
-from tests.integration.test_web_api_auth import forged_confirm_write
+from tests.integration.test_web_api_auth import write_through_faceplate
 
 SESSION_EVENTS = [  # newest first, as the API answers
     ("(unknown name)", "login_failed", "refused"),
     ("operator", "logout", "ok"),
     ("operator", "write", "refused"),
     ("operator", "login", "ok"),
+    (PLANT_FILE_USER, "config_loaded", "ok"),  # the web's start: the plant file recorded
 ]
 
 
 def scripted_session(base_url: str) -> None:
     """An operator logs in, tries to write a tag that is not writable, logs out; then a failed login."""
     operator = login_session(base_url, "operator", "operator")
-    refused = forged_confirm_write(operator, base_url, "T1.level", 3.0)
+    refused = write_through_faceplate(operator, base_url, "T1.level", 3.0)
     assert "REFUSED" in refused.text
     assert operator.get(base_url + "/logout", allow_redirects=False, timeout=10).status_code == 303
     failed = requests.post(base_url + "/login", data={"username": "nobody", "password": "guess"},
@@ -39,7 +46,9 @@ def test_an_engineer_finds_the_session_in_the_audit_and_its_csv(web_app, feeder)
     events = [e for e in body["events"] if e["user"] != "engineer"]  # the engineer's own login is newest
     assert [(e["user"], e["action"], e["result"]) for e in events] == SESSION_EVENTS
     assert body["events"][0]["action"] == "login" and body["events"][0]["user"] == "engineer"
-    assert (body["limit"], body["capped"], body["count"]) == (5000, False, 5)
+    assert (body["limit"], body["capped"], body["count"], body["note"]) == (5000, False, 6, "")
+    loaded = events[-1]
+    assert loaded["tag"] == str(web_app.config_path) and len(loaded["new"]) == 64
     times = [e["time_ms"] for e in body["events"]]
     assert times == sorted(times, reverse=True)
     write = events[2]
@@ -52,14 +61,14 @@ def test_an_engineer_finds_the_session_in_the_audit_and_its_csv(web_app, feeder)
         assert found.status_code == 200, found.text
         return [(e["user"], e["action"], e["result"]) for e in found.json()["events"]]
 
-    assert search(user="operator") == SESSION_EVENTS[1:]
+    assert search(user="operator") == SESSION_EVENTS[1:4]
     assert search(action="login_failed") == SESSION_EVENTS[:1]
     assert search(user="operator", action="write", tag="T1.*") == [("operator", "write", "refused")]
     assert search(**{"from": str(write["time_ms"]), "to": str(write["time_ms"])}) == [SESSION_EVENTS[2]]
     assert search(limit="2") == [("engineer", "login", "ok"), SESSION_EVENTS[0]]
 
-    bad = engineer.get(web_app.url + "/api/audit", params={"action": "format_disk"}, timeout=10)
-    assert bad.status_code == 400 and "action: 'format_disk' is not one of" in bad.json()["detail"]
+    bad = engineer.get(web_app.url + "/api/audit", params={"action": "format disk"}, timeout=10)
+    assert bad.status_code == 400 and "action: 'format disk' is not an action name" in bad.json()["detail"]
 
     download = engineer.get(web_app.url + "/api/audit.csv", params={"user": "operator"}, timeout=10)
     assert download.status_code == 200
@@ -67,8 +76,22 @@ def test_an_engineer_finds_the_session_in_the_audit_and_its_csv(web_app, feeder)
     assert download.headers["content-disposition"].startswith('attachment; filename="audit-')
     header, *rows = list(csv.reader(io.StringIO(download.text)))
     assert header[:5] == ["time_utc", "time_ms", "user", "action", "result"]
-    assert [tuple(r[2:5]) for r in rows] == SESSION_EVENTS[1:]
-    assert rows[1][5] == "T1.level" and rows[1][9] == "127.0.0.1"
+    assert header[8:11] == ["reason", "comment", "source_ip"]
+    assert [tuple(r[2:5]) for r in rows] == SESSION_EVENTS[1:4]
+    assert rows[1][5] == "T1.level" and rows[1][10] == "127.0.0.1"
+
+
+def test_events_redis_lost_are_found_in_the_archive(web_app, feeder, tmp_path):
+    """The archiver (in the historian; here in the test) archived the session; Redis then loses everything."""
+    scripted_session(web_app.url)
+    archive_path = tmp_path / "data" / ARCHIVE_FILE_NAME  # the plant's data_dir: $STACKLIGHT_DATA_DIR
+    with AuditArchive(archive_path) as archive:
+        feeder.call(AuditArchiver(feeder.redis, archive).copy_new())
+    feeder.call(feeder.redis.delete(keys.AUDIT))  # Redis lost the stream
+    engineer = login_session(web_app.url, "engineer", "engineer")
+    body = engineer.get(web_app.url + "/api/audit", timeout=10).json()
+    found = [(e["user"], e["action"], e["result"]) for e in body["events"]]
+    assert found == [("engineer", "login", "ok"), *SESSION_EVENTS]  # the newest from Redis, the rest archived
 
 
 def test_viewers_and_operators_get_403_and_logged_out_clients_401(web_app, feeder):

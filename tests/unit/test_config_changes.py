@@ -11,7 +11,7 @@ import pytest
 
 from audit_trail.archive import ARCHIVE_FILE_NAME, AuditArchive
 from audit_trail.config_changes import (CONFIG_LAST_KEY, NOT_ITEMISED, PLANT_FILE_USER, canonical_config,
-                                        record_config, sha256_text, summarize_changes)
+                                        plant_file_label, record_config, sha256_text, summarize_changes)
 from domain.config_loading import parse_config
 from web.audit import read_audit
 
@@ -128,3 +128,11 @@ async def test_no_archive_entry_means_a_first_load(redis_client, tmp_path, archi
         with AuditArchive(archive_path) as archive:
             archive.append([("1-0", {"user": "operator", "action": "login", "result": "ok"})])
     assert await record_config(redis_client, plant(), "plant.yaml", archive_path) == "config_loaded"
+
+
+def test_the_plant_file_is_named_by_the_services_rule():
+    env = {"STACKLIGHT_CONFIG": "/etc/env.yaml"}
+    assert plant_file_label(["--host", "0.0.0.0", "--config", "/etc/cli.yaml"], env) == "/etc/cli.yaml"
+    assert plant_file_label(["--config=/etc/cli.yaml"], env) == "/etc/cli.yaml"
+    assert plant_file_label(["--port", "8050"], env) == "/etc/env.yaml"
+    assert plant_file_label([], {}).endswith(".yaml")  # the demo plant
