@@ -68,7 +68,7 @@ def _change_panel(names: list[str]) -> html.Div:
         html.Div([field("User", dcc.Dropdown(id="users-target", options=names, placeholder="choose a user",
                                              style={"width": 220}))], className="sl-ack-controls users-form"),
         html.Div([
-            field("Role", dcc.Dropdown(id="users-role", options=ROLE_OPTIONS, style={"width": 140})),
+            field("Role", dcc.Dropdown(id="users-role", options=ROLE_OPTIONS, clearable=False, style={"width": 140})),
             html.Button("Set role", id="users-set-role", className="sl-button"),
         ], className="sl-ack-controls users-form"),
         html.Div([
@@ -207,6 +207,7 @@ async def perform(redis, identity, action: str, form: dict) -> tuple[str, str | 
     Output("users-confirm", "hidden"),
     Output("users-confirm-text", "children"),
     Output("users-pending-delete", "data"),
+    Output("users-delete-confirm", "children"),
     *[Output(box, "value") for box in PASSWORD_BOXES],
     *[Input(button, "n_clicks") for button in ACTION_BUTTONS],
     State("users-new-name", "value"), State("users-new-role", "value"), State("users-new-password", "value"),
@@ -228,14 +229,15 @@ async def act(*args):
     try:
         message, pending = await perform(runtime.redis, identity, action, form)
     except PermissionDenied as exc:
-        return (f"REFUSED: {exc}", no_update, no_update, True, "", None, *cleared)
+        return (f"REFUSED: {exc}", no_update, no_update, True, "", None, "Delete", *cleared)
     except UserError as exc:
-        return (f"NOT DONE: {exc}", no_update, no_update, True, "", None, *cleared)
+        return (f"NOT DONE: {exc}", no_update, no_update, True, "", None, "Delete", *cleared)
     except (RedisError, OSError) as exc:
         return (f"NOT DONE: the user store (Redis) is unavailable: {exc}", no_update, no_update, True, "", None,
-                *cleared)
+                "Delete", *cleared)
     rows = await _rows(runtime.redis, identity)
     if pending:
         question = f"Delete user '{pending}'? Their open sessions end; this cannot be undone."
-        return ("", accounts_table(rows), [r.name for r in rows], False, question, pending, *cleared)
-    return (message, accounts_table(rows), [r.name for r in rows], True, "", None, *cleared)
+        return ("", accounts_table(rows), [r.name for r in rows], False, question, pending, f"Delete {pending}",
+                *cleared)
+    return (message, accounts_table(rows), [r.name for r in rows], True, "", None, "Delete", *cleared)

@@ -36,6 +36,7 @@ def test_an_admin_adds_a_user_with_areas_who_can_then_log_in(login, browser, web
     choose(page, "users-target", "viewer")
     page.click("#users-delete")
     expect(page.locator("#users-confirm-text")).to_contain_text("Delete user 'viewer'?")
+    expect(page.locator("#users-delete-confirm")).to_have_text("Delete viewer")
     page.click("#users-delete-cancel")
     expect(page.locator("#users-confirm")).to_be_hidden()
     expect(table.locator("tr[data-user=viewer]")).to_have_count(1)
