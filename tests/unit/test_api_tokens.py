@@ -190,3 +190,27 @@ def test_a_kiosk_for_every_address_is_refused(everyone):
     with pytest.raises(ValidationError, match="no login at all"):
         KioskSettings(allowed_networks=["127.0.0.1/32", everyone])
     assert KioskSettings(allowed_networks=["10.0.0.0/8"]).allowed_networks == ["10.0.0.0/8"]
+
+
+async def test_the_account_page_acts_only_for_a_logged_in_person(redis_client, alice):
+    from web.account_view import KIOSK, NOT_LOGGED_IN, make_token, my_tokens, revoke_mine  # noqa: PLC0415
+    from web.auth import BY_TOKEN, RequestIdentity, kiosk_session  # noqa: PLC0415
+    from web.sessions import Session  # noqa: PLC0415
+
+    person = RequestIdentity(Session("alice", Role.OPERATOR, "csrf", 0), "10.0.0.5")
+    kiosk = RequestIdentity(kiosk_session(), "10.0.0.6", "kiosk")
+    by_token = RequestIdentity(Session("alice", Role.OPERATOR, "", 0), "10.0.0.7", BY_TOKEN, "ab12")
+    for identity, reason in ((None, NOT_LOGGED_IN), (kiosk, KIOSK), (by_token, "not an API token")):
+        outcome = await make_token(redis_client, identity, "x", 7, 365)
+        assert not outcome.ok and reason in outcome.message and outcome.token == ""
+        assert (await my_tokens(redis_client, identity))[1]
+    assert await list_tokens(redis_client, "alice") == []
+    made = await make_token(redis_client, person, "mine", "7", 365)
+    assert made.ok and made.token.startswith("slt_") and "shown only once" in made.message
+    assert [t.label for t in (await my_tokens(redis_client, person))[0]] == ["mine"]
+    assert not (await revoke_mine(redis_client, kiosk, made.record.id)).ok
+    assert not (await make_token(redis_client, person, "x", "0", 365)).ok
+    assert (await revoke_mine(redis_client, person, made.record.id)).ok
+    assert not (await revoke_mine(redis_client, person, made.record.id)).ok
+    audit = (await read_audit(redis_client, 1))[0]
+    assert (audit["user"], audit["action"], audit["source_ip"]) == ("alice", "token_revoked", "10.0.0.5")
