@@ -121,7 +121,7 @@ def nginx_config(work_dir: Path, listen_port: int, app_port: int, cert: Path, ke
                                                                             "uwsgi", "scgi"))
     user = "user root;\n" if os.geteuid() == 0 else ""  # workers must reach the test's private directory
     return (f"{user}daemon off;\npid {work_dir / 'nginx.pid'};\nerror_log {work_dir / 'error.log'};\n"
-            f"events {{}}\nhttp {{\n  access_log off;\n{temp}\n{block}\n}}\n")
+            f"events {{}}\nhttp {{\n  access_log {work_dir / 'access.log'};\n{temp}\n{block}\n}}\n")
 
 
 @pytest.fixture
