@@ -192,10 +192,23 @@ async def list_tokens(redis: aioredis.Redis, user: str) -> list[TokenRecord]:
     if not index:
         return []
     pipe = redis.pipeline(transaction=False)
+    pipe.hget(keys.user(user), ACCOUNT_FIELD)
     for key in index.values():
         pipe.hgetall(key)
-    records = [_record(_text(raw)) for raw in await pipe.execute()]
-    return sorted((r for r in records if r is not None), key=lambda r: r.created_ms, reverse=True)
+    account, *raws = await pipe.execute()
+    account_text = account.decode() if isinstance(account, bytes) else account
+    records, stale = [], []
+    for (token_id, key), raw in zip(index.items(), raws, strict=True):
+        fields = _text(raw)
+        record = _record(fields)
+        if record is None or not account_text or fields.get("account") != account_text:
+            stale.append((token_id, key))  # made for an account deleted since (maybe of the same name)
+        else:
+            records.append(record)
+    if stale:
+        await redis.delete(*[key for _, key in stale])
+        await redis.hdel(keys.api_tokens_of(user), *[token_id for token_id, _ in stale])
+    return sorted(records, key=lambda r: r.created_ms, reverse=True)
 
 
 def check_user_name_or_none(user: str) -> str | None:

@@ -131,7 +131,12 @@ async def test_a_recreated_account_does_not_inherit_tokens_even_if_never_resolve
     plaintext, _ = await create_token(redis_client, alice, "x")
     await redis_client.delete(keys.user(alice))  # deleted by any means, then made again
     await add_user(redis_client, alice, Role.ADMIN, "another password")
+    assert await list_tokens(redis_client, alice) == []  # not listed as the new account's either
+    assert not await redis_client.exists(keys.api_token(api_tokens.token_hash(plaintext)))
     assert await resolve_token(redis_client, plaintext) is None
+    mine, _ = await create_token(redis_client, alice, "the new account's")
+    assert [t.label for t in await list_tokens(redis_client, alice)] == ["the new account's"]
+    assert (await resolve_token(redis_client, mine))[0].role is Role.ADMIN
 
 
 async def test_last_used_is_written_at_most_once_a_minute(redis_client, alice):
