@@ -120,3 +120,13 @@ def test_a_reason_is_trimmed_and_required_only_where_configured():
 def test_a_reason_that_is_not_short_text_is_refused(reason, why):
     with pytest.raises(WriteRefused, match=why):
         check_reason(SETPOINT, reason)
+
+
+def test_the_demo_plant_shows_a_critical_and_a_reason_required_setpoint():
+    from tests.browser.web_app_process import DEMO_PLANT  # noqa: PLC0415
+    from domain.config_loading import load_config  # noqa: PLC0415
+
+    plant = load_config(DEMO_PLANT)  # validates as `make run` does
+    assert plant.tag("C401.pressure_setpoint").critical
+    assert plant.tag("Packaging.Filler1.Speed_setpoint").reason_required
+    assert not plant.tag("R201.temperature_setpoint").critical  # the plain flow the end-to-end test drives
