@@ -92,7 +92,8 @@ def test_api_serves_values_quality_and_freshness_after_login(web_app, feeder):
     assert tags["T1.setpoint"]["writable"] is True
     assert api_value(session, web_app.url, "T1.level") == 2.5
     assert session.get(web_app.url + "/api/tags/nope", timeout=10).status_code == 404
-    assert session.get(web_app.url + "/api/session", timeout=10).json() == {"user": "viewer", "role": "viewer"}
+    assert session.get(web_app.url + "/api/session", timeout=10).json() == {"user": "viewer", "role": "viewer",
+                                                                            "auth": "session"}
 
     feeder.put("T1.level", 3.0)
     value_becomes(session, web_app.url, "T1.level", 3.0)
