@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 from domain.alarms.journal import JournalEntry, JournalQuery, entry_from_stream_fields, stream_id_key, text_matches
 from domain.config_model import PlantConfig
 from tag_store import keys
+from tag_store.sqlite_archive import open_archive_db, prefix_upper_bound
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,6 @@ COPY_BATCH = 1000
 KEEP_IN_REDIS_MS = 3_600_000
 PRUNE_INTERVAL_S = 3600.0
 TRIM_INTERVAL_S = 60.0
-BUSY_TIMEOUT_S = 10.0
 
 _COLUMNS = [f.name for f in fields(JournalEntry)]  # entry_id first, as in the table
 _SCHEMA = f"""
@@ -145,17 +145,7 @@ class JournalArchive:
         return self._db
 
     def _open(self) -> sqlite3.Connection:
-        if self.read_only:
-            if not self.path.exists():
-                raise FileNotFoundError(f"no alarm journal archive at {self.path}")
-            db = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S,
-                                 check_same_thread=False)
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(_SCHEMA)
+        db = open_archive_db(self.path, read_only=self.read_only, schema=_SCHEMA, what="alarm journal archive")
         # The same text test as domain.alarms.journal.matches (Unicode case folding, not SQL LIKE).
         db.create_function("sl_text_matches", 4, text_matches, deterministic=True)
         return db
@@ -179,9 +169,9 @@ def _where(query: JournalQuery) -> tuple[str, list]:
     if query.tag is not None:
         if query.tag.endswith("*"):
             prefix = query.tag[:-1]
-            upper = _prefix_upper_bound(prefix)
+            upper = prefix_upper_bound(prefix)
             if upper is not None:
-                # An index range, not LIKE (which ignores case): see _prefix_upper_bound.
+                # An index range, not LIKE (which ignores case): see prefix_upper_bound.
                 conditions.append("tag >= ? AND tag < ?")
                 params += [prefix, upper]
             elif prefix:
@@ -200,20 +190,6 @@ def _where(query: JournalQuery) -> tuple[str, list]:
         conditions.append("sl_text_matches(?, message, user, comment)")
         params.append(query.text)
     return (" WHERE " + " AND ".join(conditions) if conditions else ""), params
-
-
-def _prefix_upper_bound(prefix: str) -> str | None:
-    """The least string above every string that starts with prefix: its last character raised by one.
-
-    Strings starting with prefix, and only those, sort in [prefix, bound): in Python (code points)
-    and in SQLite (UTF-8 bytes, the same order). None when there is no such bound to use.
-    """
-    if not prefix:
-        return None
-    following = ord(prefix[-1]) + 1
-    if following > 0x10FFFF or 0xD800 <= following <= 0xDFFF:
-        return None
-    return prefix[:-1] + chr(following)
 
 
 def decode_stream_entries(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[JournalEntry]:
