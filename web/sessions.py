@@ -101,8 +101,8 @@ async def load_session(
     if role is None or not valid_for_user(created_ms, valid_from):
         await redis.delete(key)  # its user is gone, or changed password after it was made
         return None
-    return Session(user=name, role=Role(role.decode() if isinstance(role, bytes) else role), csrf_token=raw.get("csrf", ""),
-                   created_ms=created_ms, areas=decode_areas(areas))
+    return Session(user=name, role=Role(role.decode() if isinstance(role, bytes) else role),
+                   csrf_token=raw.get("csrf", ""), created_ms=created_ms, areas=decode_areas(areas))
 
 
 async def peek_session(redis: aioredis.Redis, token: str | None, user: str) -> Session | None:

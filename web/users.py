@@ -11,9 +11,9 @@ Exit codes: 0 done; 1 not done (no such user, Redis unreachable, ...); 2 bad inp
 refused by the policy, two prompts that differ, a usage error), nothing changed.
 
 Every change (user_added, user_deleted, role_changed, password_changed, areas_changed,
-user_unlocked) is written to the audit trail with `user` = who made it ("cli:<OS user>" for this CLI) and `tag` = "user:<account>", the
-account changed: the prefix keeps accounts apart from process tags of the same name in the audit
-search. A password, or its hash, is never written there. Deleting a user or changing a password
+user_unlocked) is written to the audit trail with `user` = who made it ("cli:<OS user>" for this
+CLI) and `tag` = "user:<account>", the account changed: the prefix keeps accounts apart from
+process tags of the same name in the audit search. A password, or its hash, is never written there. Deleting a user or changing a password
 ends every open session of that user.
 
 Sessions valid from: a password change stamps the account with `sessions_valid_from_ms` (Redis
@@ -226,8 +226,8 @@ async def add_user(redis: aioredis.Redis, name: str, role: Role, password: str, 
         fields += ["areas", encode_areas(areas)]
     if not await redis.eval(_CREATE_USER, 2, keys.user(name), deleted_stamp_key(name), *fields):
         raise UserExists(f"user '{name}' exists already")
-    await _audit_change(redis, by, "user_added", name, new=role.value + (f"; areas: {areas_text(areas)}" if areas else ""),
-                        source_ip=source_ip)
+    new = role.value + (f"; areas: {areas_text(areas)}" if areas else "")
+    await _audit_change(redis, by, "user_added", name, new=new, source_ip=source_ip)
     return User(name, role, areas)
 
 

@@ -53,21 +53,30 @@ def api_calls(client: requests.Session, url: str) -> dict[str, requests.Response
 
 # --- the page's callback, forged ---------------------------------------------------------
 
-def forged_user_action(client: requests.Session, url: str, button: str, **form) -> requests.Response:
-    """POST the /users page's action callback directly, as a hand-made request would."""
+def forged_callback(client: requests.Session, url: str, output: str, trigger: str, values: dict) -> requests.Response:
+    """POST the callback whose first output is `output` directly, as a hand-made request would.
+
+    `values`: by component id without "users-", the value of its input or state (others None).
+    """
+    def outputs_of(spec: dict) -> list[dict]:
+        parts = [part.rsplit(".", 1) for part in spec["output"].strip(".").split("...") if "." in part]
+        return [{"id": component, "property": prop.split("@")[0]} for component, prop in parts]
+
     deps = client.get(url + "/_dash-dependencies", timeout=10).json()
-    spec = next(d for d in deps if "users-message.children" in d["output"])
-    outputs = []
-    for part in spec["output"].strip(".").split("..."):
-        component, prop = part.rsplit(".", 1)
-        outputs.append({"id": component, "property": prop.split("@")[0]})
-    inputs = [{"id": i["id"], "property": i["property"], "value": 1 if i["id"] == button else None}
-              for i in spec["inputs"]]
-    state = [{"id": s["id"], "property": s["property"], "value": form.get(s["id"].removeprefix("users-"))}
-             for s in spec["state"]]
-    body = {"output": spec["output"], "outputs": outputs, "inputs": inputs, "state": state,
-            "changedPropIds": [f"{button}.n_clicks"]}
+    spec = next(d for d in deps if outputs_of(d) and "{id}.{property}".format(**outputs_of(d)[0]) == output)
+    outputs = outputs_of(spec)
+    value = lambda item: values.get(item["id"].removeprefix("users-"))  # noqa: E731
+    body = {"output": spec["output"], "outputs": outputs,
+            "inputs": [{"id": i["id"], "property": i["property"], "value": value(i)} for i in spec["inputs"]],
+            "state": [{"id": s["id"], "property": s["property"], "value": value(s)} for s in spec["state"]],
+            "changedPropIds": [trigger]}
     return client.post(url + "/_dash-update-component", json=body, timeout=30)
+
+
+def forged_user_action(client: requests.Session, url: str, button: str, **form) -> requests.Response:
+    """The /users page's action callback, as if `button` was pressed with `form` filled in."""
+    values = {**form, button.removeprefix("users-"): 1}
+    return forged_callback(client, url, "users-message.children", f"{button}.n_clicks", values)
 
 
 def page_calls(client: requests.Session, url: str) -> dict[str, requests.Response]:
@@ -111,6 +120,12 @@ def test_user_changes_from_a_viewer_an_operator_or_a_logged_out_client_are_refus
             assert response.status_code == 200, what
             assert message(response) == f"REFUSED: your role ({who}) may not manage users; admin or higher is needed"
             assert "users-list" not in response.json()["response"], what  # no list of accounts handed out
+        # Nor do the page's readers hand out accounts or areas.
+        listed = forged_callback(client, web_app.url, "users-list.children", "users-loaded.id", {"loaded": "x"})
+        assert listed.json()["response"]["users-target"]["options"] == []
+        assert "may not manage users" in listed.text and "engineer" not in listed.text
+        one = forged_callback(client, web_app.url, "users-role.value", "users-target.value", {"target": "engineer"})
+        assert one.status_code == 204 or "engineer" not in one.text
 
     assert user_records(feeder) == before
     assert feeder.call(lockout_remaining_s(feeder.redis, "engineer")) > 0
@@ -118,7 +133,7 @@ def test_user_changes_from_a_viewer_an_operator_or_a_logged_out_client_are_refus
     assert not [e for e in new_entries if e["result"] == "ok" and e["action"] in CHANGE_ACTIONS]
     if who is not None:  # each refusal is on the record, with who tried it
         refused = [e for e in new_entries if e["result"] == "refused"]
-        assert len(refused) == 7 + 7 and {e["user"] for e in refused} == {who}
+        assert len(refused) == 7 + 7 + 2 and {e["user"] for e in refused} == {who}
         assert {e["action"] for e in refused} >= CHANGE_ACTIONS
 
 
