@@ -109,7 +109,7 @@ class SetpointEntry(html.Div):
                                     className="sl-button sl-button-primary"),
                         html.Button("Cancel", id=ids.cancel_approval(aio_id), className="sl-button"),
                     ],
-                    id=ids.approval_panel(aio_id), className="sl-confirm sl-approval", hidden=True, role="dialog",
+                    id=ids.approval_panel(aio_id), className="sl-approval", hidden=True, role="dialog",
                 ),
                 html.Div(id=ids.busy(aio_id), className="sl-write-busy"),
                 html.Div(id=ids.approval_busy(aio_id), className="sl-write-busy"),

@@ -1,7 +1,9 @@
 """The operator's screens in headless Chromium: live values, bad data, lost connection, alarms, setpoints."""
 from __future__ import annotations
 
+import json
 import re
+import threading
 import time
 
 import pytest
@@ -10,6 +12,8 @@ from playwright.sync_api import expect
 from alarm_engine.alarm_store import queue_record_writes
 from domain.alarms.records import AlarmRecord, AlarmState
 from domain.quality import BAD_NO_COMMUNICATION
+from tag_store import keys
+from tag_store.write_requests import WriteOutcome, WriteStatus, answer_write
 
 pytestmark = pytest.mark.browser
 
@@ -96,23 +100,94 @@ def test_alarms_show_in_the_banner_and_the_list_with_shape_and_flashing(logged_i
     expect(acked).not_to_have_class(re.compile(r"sl-alarm-unack"))
 
 
-def test_setpoint_entry_refuses_bad_values_and_confirms_old_to_new(login, source_heartbeats):
-    source_heartbeats.put("R201.temperature_setpoint", 60.0)
+def answer_writes(feeder, source: str, stop: threading.Event) -> threading.Thread:
+    """A stand-in data source: answers each write request on the source's stream as confirmed."""
+    def run():
+        answered = set()
+        while not stop.is_set():
+            for _id, fields in feeder.call(feeder.redis.xrange(keys.write_requests(source))):
+                request = json.loads(fields[b"r"])
+                if request["request_id"] not in answered:
+                    answered.add(request["request_id"])
+                    feeder.call(answer_write(feeder.redis, WriteOutcome(
+                        request["request_id"], request["tag"], WriteStatus.DONE, "written and confirmed",
+                        readback=request["value"])))
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.fixture
+def opc_data_source(source_heartbeats):
+    stop = threading.Event()
+    thread = answer_writes(source_heartbeats, "plant_opcua", stop)
+    yield source_heartbeats
+    stop.set()
+    thread.join(5)
+
+
+def test_setpoint_entry_refuses_bad_values_and_confirms_old_to_new(login, opc_data_source):
+    opc_data_source.put("R201.temperature_setpoint", 60.0)
     page = login("operator", "/tag/R201.temperature_setpoint")
     expect(field(page, "R201.temperature_setpoint", "value")).to_have_text("60.0", timeout=LIVE_S)
-    entry, status = page.locator(".sl-setpoint input"), page.locator(".sl-write-status")
+    entry, status = page.locator(".sl-setpoint-row input"), page.locator(".sl-write-status")
     entry.fill("200")
     page.click("text=Write…")
     expect(status).to_have_text("REFUSED: 200 is outside the operator limits 20 .. 95 degC")
-    entry.fill("nan")
-    page.click("text=Write…")
-    expect(status).to_contain_text("REFUSED: the value must be a finite number")
+    for typed in ("nan", "inf", "-inf"):
+        entry.fill(typed)
+        page.click("text=Write…")
+        expect(status).to_contain_text("REFUSED: the value must be a finite number")
     entry.fill("70")
     page.click("text=Write…")
     expect(page.locator(".sl-confirm-question")).to_have_text("R201.temperature_setpoint: 60.0 degC -> 70.0 degC")
+    # Old and new drawn on the range (0 .. 150): the value now, and the proposed one as a ghost marker.
+    expect(page.locator(".sl-confirm-preview .sl-limitbar-ghost")).to_have_attribute("data-value", "70")
+    assert page.locator(".sl-confirm-preview .sl-limitbar-ghost").get_attribute("style").startswith("left: 46.67%")
+    expect(page.locator(".sl-confirm-preview .sl-proposal-old")).to_have_attribute("title", "now 60.0 degC")
     page.click(".sl-confirm button:has-text('Cancel')")
     expect(status).to_have_text("Cancelled: nothing was sent.")
     expect(page.locator(".sl-confirm")).to_be_hidden()
+    # The page holds only the server's nonce: a confirmed write goes out with its reason, and is confirmed.
+    entry.fill("65")
+    page.click("text=Write…")
+    page.fill(".sl-write-reason input", "warmer batch")
+    page.click(".sl-confirm button:has-text('Confirm')")
+    expect(status).to_have_text("DONE: R201.temperature_setpoint = 65.0 degC (CONFIRMED by readback)",
+                                timeout=LIVE_S)
+    expect(status.locator(".sl-write-result")).to_have_attribute("data-state", "done")
+    request = json.loads(opc_data_source.call(opc_data_source.redis.xrange(
+        keys.write_requests("plant_opcua")))[-1][1][b"r"])
+    assert (request["tag"], request["value"], request["user"], request["reason"]) == (
+        "R201.temperature_setpoint", 65.0, "operator", "warmer batch")
+
+
+def test_a_reason_is_asked_for_where_required_and_refused_without(login, source_heartbeats):
+    source_heartbeats.put("Packaging.Filler1.Speed_setpoint", 300.0)
+    page = login("operator", "/tag/Packaging.Filler1.Speed_setpoint")
+    expect(page.get_by_text("Each write of this tag needs a reason.")).to_be_visible()
+    expect(field(page, "Packaging.Filler1.Speed_setpoint", "value")).to_have_text(re.compile("300"), timeout=LIVE_S)
+    page.locator(".sl-setpoint-row input").fill("350")
+    page.click("text=Write…")
+    expect(page.locator(".sl-write-reason input")).to_have_attribute("placeholder", "Reason (required)")
+    page.click(".sl-confirm button:has-text('Confirm')")
+    expect(page.locator(".sl-write-status")).to_have_text(
+        "REFUSED: a reason is required to write Packaging.Filler1.Speed_setpoint", timeout=LIVE_S)
+    assert source_heartbeats.call(source_heartbeats.redis.xlen(keys.write_requests("packaging_sparkplug"))) == 0
+
+
+def test_a_process_value_shows_the_live_marker_of_its_setpoint(login, source_heartbeats):
+    source_heartbeats.put("R201.temperature", 70.0)
+    source_heartbeats.put("R201.temperature_setpoint", 75.0)
+    page = login("operator", "/tag/R201.temperature")
+    marker = page.locator(".sl-faceplate-main .sl-limitbar-setpoint")
+    expect(marker).to_have_attribute("data-sl-tag", "R201.temperature_setpoint")
+    expect(marker).to_be_visible(timeout=LIVE_S)
+    expect(marker).to_have_attribute("style", re.compile(r"left: 50%"))  # 75 on 0 .. 150
+    source_heartbeats.put("R201.temperature_setpoint", 90.0)
+    expect(marker).to_have_attribute("style", re.compile(r"left: 60%"), timeout=LIVE_S)
 
 
 def test_a_viewer_gets_no_setpoint_controls(login):
