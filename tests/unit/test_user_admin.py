@@ -11,6 +11,7 @@ from web import user_admin
 from web import users as users_cli
 from web.audit import read_audit
 from web.auth import RequestIdentity
+from web.login import attempt_login
 from web.login_throttle import MAX_FAILURES, claim_attempt, lockout_remaining_s
 from web.roles import PermissionDenied, Role
 from web.sessions import Session, create_session, load_session, peek_session, session_exists, session_key
@@ -206,8 +207,9 @@ async def test_a_session_from_a_login_that_verified_the_old_password_is_refused_
     """The race: the login read the old hash, the password changed (its SCAN found no session
     yet), then the login stored its session. That session must be no session."""
     await add_user(redis_client, "hank", Role.OPERATOR, PASSWORD)
-    racing = await verify_password(redis_client, "hank", PASSWORD)  # read before the change
-    assert racing is not None and racing.checked_ms > 0
+    racing = (await attempt_login(redis_client, "hank", PASSWORD, "10.0.0.7")).user  # read before the change
+    seconds, micros = await redis_client.time()
+    assert racing is not None and 0 <= seconds * 1000 + micros // 1000 - racing.checked_ms < 5_000
     await change_password(redis_client, "hank", "the new password")  # SCAN finds nothing to end
     token, _ = await create_session(redis_client, "hank", Role.OPERATOR, 60, now_ms=racing.checked_ms)
     assert not await session_exists(redis_client, token)
