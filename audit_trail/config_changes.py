@@ -43,6 +43,7 @@ CONFIG_ACTIONS = ("config_loaded", "config_changed")
 MAX_NAMES = 20  # names listed per kind of change, then "+N more"
 MAX_REASON_CHARS = 2000
 CAS_ATTEMPTS = 5
+FIRST_TRY_S = 2.0  # at the web's start; then in the background
 NOT_ITEMISED = ("the previous file's content is not known (Redis lost it), so the changes cannot be listed; "
                 "previous sha256 from the audit archive")
 
@@ -184,22 +185,34 @@ async def record_config(redis: aioredis.Redis, config: PlantConfig, path: str, a
     return None  # other processes kept changing it: theirs is recorded
 
 
-async def record_config_at_start(redis: aioredis.Redis, config: PlantConfig, max_delay_s: float = 30.0) -> None:
-    """The web runtime's start: record_config, retried until Redis answers (a background task)."""
+async def record_config_at_start(redis: aioredis.Redis, config: PlantConfig,
+                                 first_try_s: float = FIRST_TRY_S) -> asyncio.Task | None:
+    """The web runtime's start: record_config now, so the plant file's entry comes before anything
+    this process audits. When Redis does not answer in time, a background task keeps trying (returned:
+    the caller cancels it when it stops); None when done."""
+    path, archive_path = plant_file_label(), audit_archive_path(config)
+    try:
+        await asyncio.wait_for(record_config(redis, config, path, archive_path), first_try_s)
+        return None
+    except (RedisError, OSError, TimeoutError) as exc:
+        log.warning("audit: the plant file could not be compared with the last one recorded (%s); retrying", exc)
+    except Exception:  # noqa: BLE001 - an unreadable archive must not stop the web; say it loudly
+        log.exception("audit: recording the plant file failed; not retried")
+        return None
+    return asyncio.create_task(_retry_record(redis, config, path, archive_path), name="record plant file")
+
+
+async def _retry_record(redis: aioredis.Redis, config: PlantConfig, path: str, archive_path: Path,
+                        max_delay_s: float = 30.0) -> None:
     backoff = Backoff(initial_s=0.5, max_s=max_delay_s)
-    failing = False
     while True:
+        await asyncio.sleep(backoff.next_delay_s())
         try:
-            await record_config(redis, config, plant_file_label(), audit_archive_path(config))
-            if failing:
-                log.info("audit: plant file recorded after Redis came back")
+            await record_config(redis, config, path, archive_path)
+            log.info("audit: plant file recorded after Redis came back")
             return
         except (RedisError, OSError) as exc:
-            if not failing:
-                log.warning("audit: the plant file could not be compared with the last one recorded (%s); "
-                            "retrying", exc)
-            failing = True
-        except Exception:  # noqa: BLE001 - an unreadable archive must not stop the web; say it loudly
+            log.debug("audit: recording the plant file still fails: %s", exc)
+        except Exception:  # noqa: BLE001 - see record_config_at_start
             log.exception("audit: recording the plant file failed; not retried")
             return
-        await asyncio.sleep(backoff.next_delay_s())

@@ -92,8 +92,9 @@ class WebRuntime:
             asyncio.create_task(_supervised("tag directory", lambda: self.tags.follow(self.redis))),
             asyncio.create_task(_supervised("live cache", self._live_cache.run)),
             asyncio.create_task(_supervised("alarm cache", self._alarm_cache.run)),
-            asyncio.create_task(record_config_at_start(self._redis, self.config)),  # docs/audit.md
         ]
+        if (config_retry := await record_config_at_start(self._redis, self.config)) is not None:  # docs/audit.md
+            self._tasks.append(config_retry)
         self._started = True
         await self._wait_for_first_snapshot()
 

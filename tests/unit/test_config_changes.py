@@ -11,7 +11,8 @@ import pytest
 
 from audit_trail.archive import ARCHIVE_FILE_NAME, AuditArchive
 from audit_trail.config_changes import (CONFIG_LAST_KEY, NOT_ITEMISED, PLANT_FILE_USER, canonical_config,
-                                        plant_file_label, record_config, sha256_text, summarize_changes)
+                                        plant_file_label, record_config, record_config_at_start, sha256_text,
+                                        summarize_changes)
 from domain.config_loading import parse_config
 from web.audit import read_audit
 
@@ -136,3 +137,24 @@ def test_the_plant_file_is_named_by_the_services_rule():
     assert plant_file_label(["--config=/etc/cli.yaml"], env) == "/etc/cli.yaml"
     assert plant_file_label(["--port", "8050"], env) == "/etc/env.yaml"
     assert plant_file_label([], {}).endswith(".yaml")  # the demo plant
+
+
+async def test_at_the_webs_start_it_records_at_once_or_keeps_trying_until_redis_answers(
+        redis_server, redis_client, monkeypatch):
+    import redis.asyncio as aioredis
+
+    monkeypatch.setenv("STACKLIGHT_CONFIG", "/etc/stacklight/plant.yaml")
+    assert await record_config_at_start(redis_client, plant()) is None  # done before the web goes on
+    (loaded,) = await read_audit(redis_client, 10)
+    assert (loaded["action"], loaded["tag"]) == ("config_loaded", "/etc/stacklight/plant.yaml")
+
+    redis_server.stop()
+    client = aioredis.Redis.from_url(redis_server.url, socket_connect_timeout=0.5)
+    try:
+        retry = await record_config_at_start(client, plant(CHANGED_LIMIT), first_try_s=1.0)
+        assert retry is not None and not retry.done()
+        redis_server.start()
+        await asyncio.wait_for(retry, 15)
+        assert [e["action"] for e in await read_audit(client, 10)] == ["config_changed", "config_loaded"]
+    finally:
+        await client.aclose()

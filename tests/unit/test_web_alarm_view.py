@@ -459,7 +459,8 @@ async def test_an_operator_may_not_take_an_alarm_out_of_service_and_nobody_logge
     nobody = await perform_alarm_action(runtime, None, "acknowledge", ["T1.level:high_high"])
     assert not nobody[0].accepted and "not logged in" in nobody[0].reason
     assert await redis_client.xlen(keys.ALARM_COMMANDS) == 0
-    assert [a["result"] for a in await read_audit(redis_client, 5)] == ["refused", "refused"]
+    assert [(a["action"], a["result"]) for a in await read_audit(redis_client, 5)] == [
+        ("acknowledge", "refused"), ("remove_from_service", "refused"), ("config_loaded", "ok")]  # last: the start
 
 
 async def test_bad_input_is_refused_and_audited_before_anything_is_sent(runtime, redis_client):
@@ -470,7 +471,7 @@ async def test_bad_input_is_refused_and_audited_before_anything_is_sent(runtime,
     assert unknown[0].decided_by == "input" and "unknown alarm action" in unknown[0].reason
     assert await redis_client.xlen(keys.ALARM_COMMANDS) == 0
     assert [(a["action"], a["result"]) for a in await read_audit(redis_client, 5)] == [
-        ("delete", "refused"), ("shelve", "refused")]
+        ("delete", "refused"), ("shelve", "refused"), ("config_loaded", "ok")]  # the last: the runtime's start
 
 
 async def test_an_operators_shelve_goes_to_the_engine_per_alarm_with_its_answers(runtime, redis_client):
