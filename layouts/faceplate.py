@@ -24,9 +24,9 @@ from web.faceplate_alarms import (
 )
 from web.live_push import LIVE_STORE_ID
 from web.tag_display import alarm_setting_text
-from web.roles import Action, Role, may
 from web.runtime import WebRuntime, current_runtime
 from web.shell import engine_notice
+from web.writes import why_not_write
 
 dash.register_page(__name__, path_template="/tag/<name>", name="Faceplate", title="Faceplate")
 
@@ -59,19 +59,6 @@ def limits_table(tag: Tag) -> html.Table:
         rows.append((f"Alarm {KIND_LABELS[kind]} (priority {alarm.priority})",
                      alarm_setting_text(kind, alarm, tag.unit)))
     return html.Table([html.Tr([html.Th(k), html.Td(v.strip())]) for k, v in rows], className="sl-limits-table")
-
-
-def why_not_write(tag: Tag, session) -> str:
-    """Why this session may not write the tag, in one sentence; "" when it may (the server checks again)."""
-    role = session.role if session else None
-    if not may(role, Action.WRITE_SETPOINT):
-        return "Changing this value needs the operator role."
-    if not role.at_least(Role(tag.write_role)):
-        return f"Only {tag.write_role} or higher may write this tag; your role is {role.value}."
-    if session.areas and tag.area not in session.areas:
-        return (f"This tag is in area '{tag.area}'; your account is limited to areas:"
-                f" {', '.join(session.areas)}.")
-    return ""
 
 
 def control_section(tag: Tag):

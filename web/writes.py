@@ -28,8 +28,9 @@ from web.audit import AuditEvent, append_audit
 from web.auth import RequestIdentity
 from web.pending_writes import NO_SUCH_PENDING_WRITE, PendingWrite, Stage, hold_write, take_write
 from web.permissions import require_tag_permission
-from web.roles import Action, PermissionDenied, require
+from web.roles import Action, PermissionDenied, Role, may, require
 from web.runtime import WebRuntime
+from web.sessions import Session
 from web.tag_directory import TagDirectory
 from web.tag_display import format_with_unit
 
@@ -106,6 +107,21 @@ def prepare_write(tags: TagDirectory, identity: RequestIdentity | None, tag_name
     check_write(tag, value, current, quality)
     old_text = format_with_unit(tag, current) or "(no value)"
     return PreparedWrite(tag.name, value, current, f"{tag.name}: {old_text} -> {format_with_unit(tag, value)}")
+
+
+def why_not_write(tag: Tag, session: Session | None) -> str:
+    """Why this session may not write the tag, in one sentence for the faceplate; "" when it may.
+
+    Only what the page shows: the server checks again at every step (prepare_write)."""
+    role = session.role if session else None
+    if not may(role, Action.WRITE_SETPOINT):
+        return "Changing this value needs the operator role."
+    assert session is not None and role is not None
+    if not role.at_least(Role(tag.write_role)):
+        return f"Only {tag.write_role} or higher may write this tag; your role is {role.value}."
+    if session.areas and tag.area not in session.areas:
+        return f"This tag is in area '{tag.area}'; your account is limited to areas: {', '.join(session.areas)}."
+    return ""
 
 
 def _known_tag(tags: TagDirectory, tag_name: object) -> Tag:

@@ -149,7 +149,8 @@ def test_a_critical_tag_needs_the_faceplate_and_an_unknown_tag_is_404(safety_app
     value_becomes(admin, safety_app.url, "T1.critical_sp", 50.0)
     critical = write(admin, safety_app.url, "T1.critical_sp", {"value": 55})
     assert critical.status_code == 409
-    assert critical.json()["message"] == "T1.critical_sp is critical: it needs a second person's approval on the faceplate"
+    assert critical.json()["message"] == (
+        "T1.critical_sp is critical: it needs a second person's approval on the faceplate")
     assert write(admin, safety_app.url, "T9.nothing", {"value": 1}).status_code == 404
     assert sent(feeder) == []
 

@@ -326,3 +326,19 @@ async def test_an_alarm_outside_the_users_areas_is_refused_and_audited(runtime, 
     audit = {a["tag"]: a for a in await read_audit(redis_client, 2)}
     assert (audit["C1.count:high"]["result"], audit["C1.count:high"]["comment"]) == ("refused", "checked")
     assert audit["T1.level:high_high"]["result"] == "ok"
+
+
+def test_the_faceplate_says_why_a_user_may_not_write(runtime):
+    from web.writes import why_not_write  # noqa: PLC0415
+
+    tags = runtime.tags
+    assert why_not_write(tags.tag("T1.setpoint"), None) == "Changing this value needs the operator role."
+    assert why_not_write(tags.tag("T1.setpoint"), identity(Role.VIEWER).session) == (
+        "Changing this value needs the operator role.")
+    assert why_not_write(tags.tag("T1.eng_sp"), identity(Role.OPERATOR).session) == (
+        "Only engineer or higher may write this tag; your role is operator.")
+    assert why_not_write(tags.tag("T1.eng_sp"), identity(Role.ENGINEER).session) == ""
+    limited = identity(Role.OPERATOR, areas=("Packing", "Utilities")).session
+    assert why_not_write(tags.tag("T1.setpoint"), limited) == (
+        "This tag is in area 'Tanks'; your account is limited to areas: Packing, Utilities.")
+    assert why_not_write(tags.tag("C1.speed_sp"), limited) == ""
