@@ -186,8 +186,9 @@ class AuditResult:
 async def search_audit(redis: aioredis.Redis, query: AuditQuery, archive_path: Path | None = None) -> AuditResult:
     """Events matching the query, stream and archive together, newest first, at most query.limit.
 
-    Raises RedisError / OSError when Redis is unreachable and there is no archive to answer;
-    sqlite3.Error when the archive cannot be read.
+    One tier failing leaves the other to answer, and AuditResult.note says what is missing. Raises
+    RedisError / OSError when Redis is unreachable and there is no archive to answer, sqlite3.Error
+    when neither can be read.
     """
     note = ""
     try:
@@ -196,7 +197,14 @@ async def search_audit(redis: aioredis.Redis, query: AuditQuery, archive_path: P
         if archive_path is None or not archive_path.exists():
             raise
         recent, note = [], f"Redis cannot be read ({exc}): only archived events are shown, the newest may be missing."
-    archived = await asyncio.to_thread(_search_archive, archive_path, query) if archive_path is not None else []
+    archived: list[AuditRecord] = []
+    if archive_path is not None:
+        try:
+            archived = await asyncio.to_thread(_search_archive, archive_path, query)
+        except (sqlite3.Error, OSError) as exc:
+            if note:
+                raise
+            note = f"The archive cannot be read ({exc}): only the events still in Redis are shown."
     merged = sorted(set(recent) | set(archived), key=_newest_first)
     return AuditResult(merged[:query.limit], capped=len(merged) > query.limit, note=note)
 

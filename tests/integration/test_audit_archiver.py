@@ -246,3 +246,12 @@ async def test_the_historian_process_runs_the_archiver(tmp_path, redis_server, r
     with AuditArchive(path, read_only=True) as archive:
         assert archive.search(ArchiveSearch(user="operator", limit=1))[0].fields["comment"] == "step 3"
     assert await redis_client.exists(ARCHIVER_KEY)
+
+
+async def test_an_unreadable_archive_leaves_redis_to_answer_and_says_so(redis_client, tmp_path):
+    await append(redis_client, 1, 2)
+    broken = tmp_path / ARCHIVE_FILE_NAME
+    broken.write_text("not a database, e.g. a disk error")
+    found = await search_audit(redis_client, AuditQuery(), broken)
+    assert [r.new for r in found.records] == ["2", "1"]
+    assert "The archive cannot be read" in found.note
