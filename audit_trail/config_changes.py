@@ -33,6 +33,7 @@ from data_sources.backoff import Backoff
 from domain.config_loading import resolve_config_path
 from domain.config_model import PlantConfig
 from tag_store import keys
+from tag_store.startup import redacted
 from web.audit import AuditEvent, audit_fields
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,20 @@ return 1
 
 
 def canonical_config(config: PlantConfig) -> str:
-    return json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """The validated plant file as sorted, compact JSON. Secrets are references (env:/file:) already;
+    a password written into a URL (redis://:pw@host) is masked, so it never reaches Redis from here."""
+    return json.dumps(_masked(config.model_dump(mode="json")), sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False)
+
+
+def _masked(node):
+    if isinstance(node, dict):
+        return {k: _masked(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_masked(v) for v in node]
+    if isinstance(node, str) and "://" in node and ("@" in node or "password" in node):
+        return redacted(node)
+    return node
 
 
 def sha256_text(text: str) -> str:

@@ -38,6 +38,12 @@ def test_the_canonical_json_holds_no_secret_values_and_is_stable():
     assert canonical_config(plant(PLANT.replace("Test plant", "Other"))) != text
 
 
+def test_a_password_written_into_a_url_is_masked():
+    text = canonical_config(plant(PLANT.replace("site_name: Test plant", "site_name: Test plant\n"
+                                                "redis: {url: 'redis://app:s3cret@redis.local:6379/0'}")))
+    assert "s3cret" not in text and "redis://app:***@redis.local:6379/0" in text
+
+
 def test_the_summary_names_tags_fields_sources_and_settings():
     old = json.loads(canonical_config(plant()))
     assert summarize_changes(old, json.loads(canonical_config(plant(CHANGED_LIMIT)))) == \
