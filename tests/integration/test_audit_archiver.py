@@ -255,3 +255,41 @@ async def test_an_unreadable_archive_leaves_redis_to_answer_and_says_so(redis_cl
     found = await search_audit(redis_client, AuditQuery(), broken)
     assert [r.new for r in found.records] == ["2", "1"]
     assert "The archive cannot be read" in found.note
+
+
+async def test_two_archivers_on_one_file_archive_each_entry_once(redis_server, redis_client, archive_path,
+                                                                  monkeypatch):
+    """Two historians started by mistake: the chain's head is read and extended in one transaction."""
+    import redis.asyncio as aioredis
+
+    monkeypatch.setattr(archiver_module, "COPY_BATCH", 3)
+    await append(redis_client, 1, 20)
+    other_client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        with AuditArchive(archive_path) as one, AuditArchive(archive_path) as two:
+            first, second = AuditArchiver(redis_client, one), AuditArchiver(other_client, two)
+            for _ in range(8):
+                await asyncio.gather(first.copy_new(), second.copy_new())
+    finally:
+        await other_client.aclose()
+    assert archived(archive_path) == numbered(1, 20)
+    assert verify(archive_path).intact
+
+
+async def test_a_tampered_archive_shows_as_broken_in_the_heartbeat(redis_client, archive_path):
+    await append(redis_client, 1, 3)
+    with AuditArchive(archive_path) as archive:
+        archiver = AuditArchiver(redis_client, archive)
+        await archiver.copy_new()
+        await archiver.verify_chain()
+        assert archiver.status.chain == "intact" and archiver.status.chain_verified_rows == 3
+        db = sqlite3.connect(archive_path)
+        with db:
+            db.execute("DROP TRIGGER audit_no_update")
+            db.execute("UPDATE audit SET new = '42' WHERE seq = 2")
+        db.close()
+        await archiver.verify_chain()
+        await archiver.write_heartbeat()
+    status = await read_archiver_status(redis_client)
+    assert status["chain"].startswith("broken: row 2 (stream id ")
+    assert status["archived_entries"] == "3" and status["lag_entries"] == "0"
