@@ -133,6 +133,7 @@ def status_view(result: WriteResult | None, fallback: str = "") -> html.Span | s
     Output(SetpointEntry.ids.confirm_panel(MATCH), "hidden"),
     Output(SetpointEntry.ids.status(MATCH), "children"),
     Output(SetpointEntry.ids.approval_panel(MATCH), "hidden"),
+    Output(SetpointEntry.ids.reason(MATCH), "value"),
     Input(SetpointEntry.ids.write(MATCH), "n_clicks"),
     Input(SetpointEntry.ids.turn_on(MATCH), "n_clicks"),
     Input(SetpointEntry.ids.turn_off(MATCH), "n_clicks"),
@@ -147,7 +148,7 @@ async def ask_for_confirmation(_write, _on, _off, entry, tag_name):
     step = await confirmation_step(runtime, current_identity(), tag_name, entry)
     tag = runtime.tags.tag(tag_name) if isinstance(tag_name, str) else None
     preview = proposal_bar(tag, step.old, step.new) if step.nonce and tag is not None else None
-    return step.nonce, step.question, preview, step.nonce is None, status_view(step.status), True
+    return step.nonce, step.question, preview, step.nonce is None, status_view(step.status), True, ""
 
 
 @callback(

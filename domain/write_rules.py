@@ -56,12 +56,13 @@ def check_reason(tag: Tag, reason: object) -> str:
     """The write's reason as it will be recorded (trimmed; "" when none was given).
 
     Refused when the tag requires one and none was given, or when it is not text or too long.
+    Runs of white space (line breaks, tabs) become one space.
     """
     if reason is None:
         reason = ""
     if not isinstance(reason, str):
         raise WriteRefused("the reason must be text")
-    reason = reason.strip()
+    reason = " ".join(reason.split())  # one line: no control characters or line breaks into the audit trail
     if len(reason) > MAX_REASON_LENGTH:
         raise WriteRefused(f"the reason is longer than {MAX_REASON_LENGTH} characters ({len(reason)})")
     if tag.reason_required and not reason:

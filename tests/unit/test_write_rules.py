@@ -113,6 +113,7 @@ def test_a_reason_is_trimmed_and_required_only_where_configured():
         with pytest.raises(WriteRefused, match="a reason is required to write R201.sp"):
             check_reason(needs_reason, nothing)
     assert check_reason(needs_reason, "x" * 500) == "x" * 500
+    assert check_reason(needs_reason, "line one\r\nline\ttwo") == "line one line two"
 
 
 @pytest.mark.parametrize(("reason", "why"), [("x" * 501, "longer than 500 characters"), (42, "must be text"),
