@@ -323,12 +323,14 @@ return 1
 
 async def delete_user(redis: aioredis.Redis, name: str, *, by: str = UNATTRIBUTED, source_ip: str = "",
                       keep_an_admin: bool = False) -> bool:
-    """Delete the user and end their open sessions; False if there was no such user.
+    """Delete the user, end their open sessions and revoke their API tokens; False if there was no such user.
 
     Sessions are ended either way: ones left behind by a user deleted earlier must not come
     back to life for a new account of the same name (nor can a racing login's: see the stamp).
     With keep_an_admin, the last admin is not deleted (LastAdmin).
     """
+    from web.api_tokens import revoke_all_tokens_of  # noqa: PLC0415 - that module imports this one
+
     check_user_name(name)
     others = await _other_admin_keys(redis, name) if keep_an_admin else []
     status, old_role = await redis.eval(_DELETE_USER, 2 + len(others), keys.user(name), deleted_stamp_key(name),
@@ -340,6 +342,7 @@ async def delete_user(redis: aioredis.Redis, name: str, *, by: str = UNATTRIBUTE
         return False
     await _audit_change(redis, by, "user_deleted", name, old=_decoded(old_role),
                         reason=_sessions_ended(ended), source_ip=source_ip)
+    await revoke_all_tokens_of(redis, name, by=by, source_ip=source_ip, reason="the account was deleted")
     return True
 
 

@@ -120,7 +120,11 @@ async def test_a_token_acts_with_its_users_current_role_and_areas(redis_client, 
 
 async def test_a_deleted_users_tokens_are_refused_also_for_a_new_account_of_that_name(redis_client, alice):
     plaintext, _ = await create_token(redis_client, alice, "x")
-    await delete_user(redis_client, alice)
+    await delete_user(redis_client, alice, by="admin")
+    # Deleting the account removes its tokens from Redis at once, on record.
+    assert not await redis_client.exists(keys.api_token(api_tokens.token_hash(plaintext)))
+    revoked = [e for e in await read_audit(redis_client, 10) if e["action"] == "token_revoked"]
+    assert [(e["user"], e["tag"], e["old"]) for e in revoked] == [("admin", f"user:{alice}", "all (1)")]
     assert await resolve_token(redis_client, plaintext) is None
     await add_user(redis_client, alice, Role.ADMIN, "another password")
     assert await resolve_token(redis_client, plaintext) is None
