@@ -42,7 +42,7 @@ NEEDS_APPROVAL_TEXT = "needs a second person's approval on the faceplate"
 class WriteState(StrEnum):
     REFUSED = "REFUSED"      # not sent: role, permission, rules or input
     DONE = "DONE"            # written and CONFIRMED by readback
-    REJECTED = "REJECTED"    # the device or data source said no: failed, with its reason
+    REJECTED = "FAILED (refused by the device)"  # the device or data source said no, with its reason
     TIMED_OUT = "TIMED OUT"  # sent, readback never confirmed it
     NO_ANSWER = "NO ANSWER"  # nobody answered in time (is the data source running?)
     FAILED = "FAILED"        # could not be sent (Redis unavailable)
@@ -217,7 +217,7 @@ def _result_of(outcome, tag: Tag) -> WriteResult:
         return WriteResult(WriteState.DONE, f"{tag.name} = {format_with_unit(tag, outcome.readback)}"
                                             " (CONFIRMED by readback)", outcome.readback)
     if outcome.status is WriteStatus.REJECTED:
-        return WriteResult(WriteState.REJECTED, outcome.reason or outcome.device_status or "refused by the device",
+        return WriteResult(WriteState.REJECTED, outcome.reason or outcome.device_status or "no reason given",
                            outcome.readback)
     if outcome.status is WriteStatus.TIMED_OUT:
         return WriteResult(WriteState.TIMED_OUT, outcome.reason or "the readback did not confirm the value in time",

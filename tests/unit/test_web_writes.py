@@ -220,7 +220,7 @@ async def test_a_device_refusal_is_reported_with_its_reason(runtime, redis_clien
     answered = answer_the_first_write(redis_client, WriteStatus.REJECTED, "BadUserAccessDenied")
     result = await execute_write(runtime, identity(Role.OPERATOR), "T1.setpoint", 60.0)
     await answered
-    assert result.text == "REJECTED: BadUserAccessDenied"
+    assert result.text == "FAILED (refused by the device): BadUserAccessDenied"
     assert ((await read_audit(redis_client, 1))[0]["result"], (await read_audit(redis_client, 1))[0]["reason"]) == (
         "rejected", "BadUserAccessDenied")
 
