@@ -304,3 +304,31 @@ def test_a_discovered_tag_is_written_only_if_its_definition_says_so(web_app, fee
     assert "NO ANSWER" in sent.text
     request = json.loads(feeder.call(feeder.redis.xrange(keys.write_requests("mq")))[0][1][b"r"])
     assert (request["tag"], request["value"], request["user"]) == ("F9.sp", 25.0, "operator")
+
+
+def test_an_alarm_outside_the_users_areas_is_refused_over_the_api(web_app, feeder):
+    from alarm_engine.alarm_store import queue_record_writes  # noqa: PLC0415
+    from domain.alarms.records import AlarmRecord, AlarmState  # noqa: PLC0415
+    from web.roles import Role  # noqa: PLC0415
+    from web.users import encode_areas, save_user  # noqa: PLC0415
+
+    async def store():
+        pipe = feeder.redis.pipeline()
+        queue_record_writes(pipe, [AlarmRecord("T1.level:high_high", "T1.level", "high_high", 1, "Tank high", "Tanks",
+                                               AlarmState.UNACK_ACTIVE, True, state_since_ms=int(time.time() * 1000))],
+                            [])
+        await pipe.execute()
+
+    feeder.call(store())
+    feeder.call(save_user(feeder.redis, "packer", Role.OPERATOR, "packer-secret"))
+    feeder.call(feeder.redis.hset(keys.user("packer"), "areas", encode_areas(["Packing"])))
+    packer = login_session(web_app.url, "packer", "packer-secret")
+    response = packer.post(f"{web_app.url}/api/alarms/T1.level:high_high/acknowledge", json={"comment": "seen"},
+                           timeout=10)
+    assert response.status_code == 403
+    assert response.json()["reason"] == ("T1.level:high_high is in area 'Tanks';"
+                                         " you may acknowledge alarms only in: Packing")
+    assert feeder.call(feeder.redis.xlen(keys.ALARM_COMMANDS)) == 0
+    audit = feeder.call(read_audit(feeder.redis, 1))[0]
+    assert (audit["user"], audit["action"], audit["result"], audit["comment"]) == (
+        "packer", "acknowledge", "refused", "seen")
