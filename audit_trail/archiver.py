@@ -274,10 +274,21 @@ class AuditArchiver:
             await asyncio.sleep(self._verify_interval_s)
 
 
-async def run_audit_archiver(redis: aioredis.Redis, config: PlantConfig) -> None:
-    """The historian's task: archive sl:audit into <data_dir>/audit_trail.sqlite3 until cancelled."""
-    archive = AuditArchive(audit_archive_path(config))
-    try:
-        await AuditArchiver(redis, archive).run()
-    finally:
-        archive.close()
+async def run_audit_archiver(redis: aioredis.Redis, config: PlantConfig, restart_delay_s: float = 5.0) -> None:
+    """The historian's task: archive sl:audit into <data_dir>/audit_trail.sqlite3 until cancelled.
+
+    Redis and disk failures are waited out inside; an unexpected error (a bug) is logged with its
+    traceback and the archiver starts again, so it never dies silently beside a running historian.
+    """
+    while True:
+        archive = AuditArchive(audit_archive_path(config))
+        try:
+            await AuditArchiver(redis, archive).run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - see above
+            log.exception("audit archiver crashed; starting again in %.0f s (entries wait in Redis)",
+                          restart_delay_s)
+        finally:
+            archive.close()
+        await asyncio.sleep(restart_delay_s)

@@ -50,6 +50,14 @@ def archived(path) -> list[tuple[str, str]]:
         return [(row.fields["user"], row.fields["new"]) for row in archive.chain_rows()]
 
 
+def archived_or_none(path) -> list[tuple[str, str]] | None:
+    """archived(), or None while the archiver has not set the file up yet."""
+    try:
+        return archived(path)
+    except FileNotFoundError:
+        return None
+
+
 async def stream_news(redis) -> list[str]:
     return [fields[b"new"].decode() for _id, fields in await redis.xrange(keys.AUDIT)]
 
@@ -293,3 +301,28 @@ async def test_a_tampered_archive_shows_as_broken_in_the_heartbeat(redis_client,
     status = await read_archiver_status(redis_client)
     assert status["chain"].startswith("broken: row 2 (stream id ")
     assert status["archived_entries"] == "3" and status["lag_entries"] == "0"
+
+
+async def test_an_unexpected_crash_restarts_the_archiver(redis_client, tmp_path, monkeypatch, caplog):
+    from audit_trail.archiver import run_audit_archiver
+    from domain.config_loading import parse_config
+
+    config = parse_config(f"data_dir: {tmp_path / 'data'}\nsources: {{skid: {{kind: mqtt}}}}\n"
+                          "tags:\n  - {name: u.flow, source: skid, topic: a/flow}\n", tmp_path / "plant.yaml", {})
+    real_copy_new, calls = AuditArchiver.copy_new, []
+
+    async def crashing_once(self):
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyError("a bug")
+        return await real_copy_new(self)
+
+    monkeypatch.setattr(AuditArchiver, "copy_new", crashing_once)
+    await append(redis_client, 1, 2)
+    task = asyncio.create_task(run_audit_archiver(redis_client, config, restart_delay_s=0.1))
+    try:
+        path = tmp_path / "data" / ARCHIVE_FILE_NAME
+        await wait_until(lambda: archived_or_none(path) == numbered(1, 2), what="archived after the crash")
+    finally:
+        await cancel_and_wait([task])
+    assert any("audit archiver crashed" in r.getMessage() for r in caplog.records)
