@@ -176,8 +176,7 @@ async def recheck(runtime: WebRuntime, identity: RequestIdentity | None, tag_nam
     try:
         prepared = prepare_write(runtime.tags, identity, tag_name, entry, current_value(runtime, tag_name),
                                  current_quality(runtime, tag_name))
-        tag = runtime.tags.tag(prepared.tag)
-        assert tag is not None
+        tag = _known_tag(runtime.tags, prepared.tag)  # a discovered tag may have gone meanwhile
         clean_reason = check_reason(tag, reason)
     except PermissionDenied as denied:
         return await refuse_and_audit(runtime, identity, tag_name, entry, str(denied), denied=True, comment=reason)

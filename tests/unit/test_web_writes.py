@@ -342,3 +342,19 @@ def test_the_faceplate_says_why_a_user_may_not_write(runtime):
     assert why_not_write(tags.tag("T1.setpoint"), limited) == (
         "This tag is in area 'Tanks'; your account is limited to areas: Packing, Utilities.")
     assert why_not_write(tags.tag("C1.speed_sp"), limited) == ""
+
+
+def test_the_confirmation_draws_the_value_now_and_the_proposed_one_on_the_range():
+    from components.limit_bar import proposal_bar  # noqa: PLC0415
+
+    plant = write_safety_plant()
+    bar = proposal_bar(plant.tag("T1.setpoint"), 50.0, 65.0)
+    track = bar.children[0]
+    drawn = {c.className: c for c in track.children}
+    assert drawn["sl-limitbar-oplimits"].style == {"left": "10.00%", "width": "80.00%"}
+    assert drawn["sl-limitbar-marker sl-proposal-old"].style == {"left": "50.00%"}
+    ghost = drawn["sl-limitbar-ghost"]
+    assert ghost.style == {"left": "65.00%"} and ghost.title == "new 65.0 %"
+    unknown_now = proposal_bar(plant.tag("T1.setpoint"), None, 65.0)
+    assert [c.className for c in unknown_now.children[0].children] == ["sl-limitbar-oplimits", "sl-limitbar-ghost"]
+    assert proposal_bar(plant.tag("P1.run"), False, True) is None  # no range to draw on
