@@ -358,3 +358,14 @@ def test_the_confirmation_draws_the_value_now_and_the_proposed_one_on_the_range(
     unknown_now = proposal_bar(plant.tag("T1.setpoint"), None, 65.0)
     assert [c.className for c in unknown_now.children[0].children] == ["sl-limitbar-oplimits", "sl-limitbar-ghost"]
     assert proposal_bar(plant.tag("P1.run"), False, True) is None  # no range to draw on
+
+
+async def test_a_confirm_after_the_held_write_expired_sends_nothing(runtime, redis_client):
+    step = await confirmation_step(runtime, identity(Role.OPERATOR), "T1.setpoint", 55)
+    [held] = [k async for k in redis_client.scan_iter(keys.PREFIX + "pending_write:*")]
+    assert 110 < await redis_client.ttl(held) <= 120  # PENDING_TTL_S
+    await redis_client.pexpire(held, 1)
+    await asyncio.sleep(0.05)
+    outcome = await confirm_pending(runtime, identity(Role.OPERATOR), step.nonce)
+    assert outcome.result.text == f"REFUSED: {NO_SUCH_PENDING_WRITE}"
+    assert await write_requests(redis_client) == []
