@@ -131,7 +131,8 @@ class AuditArchive:
                     prev_hash, added = digest, added + 1
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:  # a failed COMMIT may have ended it already
+                    db.execute("ROLLBACK")
                 raise
         return added
 
