@@ -1,7 +1,8 @@
 """Audit trail: logins, writes, alarm actions, user and plant-file changes, searched and exported.
 
-Engineer or admin only (web.audit_query.AUDIT_MIN_ROLE): others get a message instead of the
-page, and the search callback checks again. A preset (last hour, day, week) or a custom range
+Engineer and admin search everyone's actions; viewer and operator only their own (the user
+filter is theirs and fixed: an operator checks that a write went through); the kiosk view and
+logged-out clients get a message instead of the page. The search callback checks again. A preset (last hour, day, week) or a custom range
 whose times the browser reads in its own zone; the CSV link asks /api/audit.csv for exactly the
 search shown. The work is in web/audit_query.py; the status line also says how the archive
 (audit_trail/) stands, from the archiver's heartbeat.
@@ -14,8 +15,8 @@ from dash.exceptions import PreventUpdate
 
 from audit_trail.archive import audit_archive_path
 from components.search_page import labelled_field as field, search_page
-from web.audit_query import ACTIONS, INVALID_TIME, NOT_ALLOWED, PAGE_LIMIT, RESULTS, audit_view, may_read_audit
-from web.auth import current_session
+from web.audit_query import ACTIONS, INVALID_TIME, OWN_ONLY, PAGE_LIMIT, RESULTS, AuditScope, audit_scope, audit_view
+from web.auth import current_identity
 from web.runtime import current_runtime
 
 dash.register_page(__name__, path="/audit", name="Audit trail", title="Audit trail", order=6)
@@ -38,13 +39,19 @@ COLUMNS = [
 ]
 
 
+def current_scope() -> AuditScope:
+    identity = current_identity()
+    if identity is None:
+        return audit_scope(None, None)
+    return audit_scope(identity.session.role, identity.session.user, identity.is_kiosk)
+
+
 def layout(**_query):
-    session = current_session()
-    if session is None or not may_read_audit(session.role):
-        role = session.role.value if session else "not logged in"
+    scope = current_scope()
+    if not scope.allowed:
         return html.Div([html.H1("Audit trail", className="sl-page-title"),
-                         html.P(f"{NOT_ALLOWED} (You are {role}.)", id="audit-not-allowed",
-                                className="sl-page-subtitle", role="alert")], className="sl-page")
+                         html.P(scope.refusal, id="audit-not-allowed", className="sl-page-subtitle", role="alert")],
+                        className="sl-page")
     from layouts.alarms import GRID_THEME  # noqa: PLC0415 - see layouts/alarm_journal.py
 
     filters = [
@@ -52,7 +59,8 @@ def layout(**_query):
                                     style={"width": 170})),
         field("From", dcc.Input(id="audit-from", type="datetime-local", step=1, className="sl-input")),
         field("To", dcc.Input(id="audit-to", type="datetime-local", step=1, className="sl-input")),
-        field("User", dcc.Input(id="audit-user", type="text", maxLength=200, className="sl-input")),
+        field("User", dcc.Input(id="audit-user", type="text", maxLength=200, className="sl-input",
+                                value=scope.only_user, disabled=scope.only_user is not None)),
         field("Tag", dcc.Input(id="audit-tag", type="text", placeholder="T1.level or T1.*", maxLength=200,
                                className="sl-input")),
         field("Action", dcc.Dropdown(id="audit-action", options=list(ACTIONS), placeholder="any",
@@ -65,6 +73,8 @@ def layout(**_query):
         html.A("Download CSV", id="audit-csv", className="sl-button", download=""),
     ]
     subtitle = f"Who did what, newest first; the page shows up to {PAGE_LIMIT:,} events, the CSV up to 100,000."
+    if scope.only_user is not None:
+        subtitle = f"{OWN_ONLY} {subtitle}"
     return search_page("audit", "Audit trail", subtitle, filters, COLUMNS, "No audit events", GRID_THEME)
 
 
@@ -99,8 +109,7 @@ clientside_callback(
 async def search(time_range, user, tag, action, result, text):
     if not time_range:
         raise PreventUpdate  # the browser's times come first (above)
-    session = current_session()
     runtime = await current_runtime().ensure_started()
-    view = await audit_view(runtime.redis, session.role if session else None, time_range, user, tag, action,
+    view = await audit_view(runtime.redis, current_scope(), time_range, user, tag, action,
                             result, text, int(time_range["now_ms"]), audit_archive_path(runtime.config))
     return view.rows, view.message, view.csv_href

@@ -8,8 +8,9 @@ are those of web.audit_query.AuditQuery. Newest first; JSON: limit 1 to 100,000 
 5,000), "capped" says more matched; CSV: up to 100,000 rows and a note line when capped.
 Both read the Redis stream and the SQLite archive together (web.audit_query.search_audit); "note"
 says when Redis could not be read and only the archive answered.
-Bad input: 400 with the reason. Engineer or admin only (403 otherwise); the AuthMiddleware
-has refused a request without a session already (401).
+Bad input: 400 with the reason. Engineer and admin see everyone's actions; viewer and operator
+only their own (user= is theirs; another name is 403); the kiosk view none (403). The
+AuthMiddleware has refused a request without a session already (401).
 """
 from __future__ import annotations
 
@@ -21,9 +22,9 @@ from fastapi.responses import Response
 from redis.exceptions import RedisError
 
 from audit_trail.archive import audit_archive_path
-from web.audit_query import (AUDIT_MIN_ROLE, CSV_LIMIT, PAGE_LIMIT, AuditQuery, AuditResult, audit_csv,
-                             build_audit_query, may_read_audit, record_json, search_audit)
-from web.auth import current_session
+from web.audit_query import (CSV_LIMIT, PAGE_LIMIT, AuditQuery, AuditResult, audit_csv, audit_scope,
+                             build_audit_query, record_json, search_audit)
+from web.auth import current_identity
 from web.runtime import current_runtime
 
 router = APIRouter(prefix="/api")
@@ -31,12 +32,16 @@ router = APIRouter(prefix="/api")
 
 def _query(from_: str | None, to: str | None, user: str | None, tag: str | None, action: str | None,
            result: str | None, text: str | None, limit: str | None, default_limit: int) -> AuditQuery:
-    session = current_session()
-    if session is None:  # the middleware lets no such request through; defence in depth
+    identity = current_identity()
+    if identity is None:  # the middleware lets no such request through; defence in depth
         raise HTTPException(status_code=401, detail="not logged in")
-    if not may_read_audit(session.role):
-        raise HTTPException(status_code=403, detail=f"your role ({session.role.value}) may not read the audit "
-                                                    f"trail; {AUDIT_MIN_ROLE.value} or higher is needed")
+    scope = audit_scope(identity.session.role, identity.session.user, identity.is_kiosk)
+    if not scope.allowed:
+        raise HTTPException(status_code=403, detail=scope.refusal)
+    try:
+        user = scope.user_filter(user)
+    except ValueError as exc:
+        raise HTTPException(status_code=403, detail=str(exc)) from None
     try:
         return build_audit_query(from_, to, user, tag, action, result, text, limit, default_limit)
     except ValueError as exc:

@@ -62,11 +62,41 @@ CSV_HEADER = ("time_utc", "time_ms", "user", "action", "result", "tag", "old", "
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 INVALID_TIME = "invalid"  # what the page's browser code sends for a time it cannot read
 PRESETS_MS = {"hour": 3_600_000, "day": 24 * 3_600_000, "week": 7 * 24 * 3_600_000}
-NOT_ALLOWED = f"The audit trail needs {AUDIT_MIN_ROLE.value} or admin."
+NOT_ALLOWED = "The audit trail needs a login of your own (the kiosk view and logged-out clients see none of it)."
+OWN_ONLY = f"Your own actions: {AUDIT_MIN_ROLE.value} and admin see everyone's."
 
 
 def may_read_audit(role: Role | None) -> bool:
+    """Everyone's actions: engineer and admin."""
     return role is not None and role.at_least(AUDIT_MIN_ROLE)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditScope:
+    """What a reader may see: everyone's actions (engineer, admin), only their own (viewer,
+    operator: what they did, to check a write went through), or nothing (refusal says why)."""
+
+    only_user: str | None = None
+    refusal: str = ""
+
+    @property
+    def allowed(self) -> bool:
+        return not self.refusal
+
+    def user_filter(self, user: str | None) -> str | None:
+        """The user filter this reader may search with; raises ValueError for someone else's name."""
+        if self.only_user is None:
+            return user
+        if user and user != self.only_user:
+            raise ValueError(f"user: you may see only your own actions ({self.only_user}); "
+                             f"{AUDIT_MIN_ROLE.value} and admin see everyone's")
+        return self.only_user
+
+
+def audit_scope(role: Role | None, user: str | None, kiosk: bool = False) -> AuditScope:
+    if role is None or not user or kiosk:
+        return AuditScope(refusal=NOT_ALLOWED)
+    return AuditScope() if may_read_audit(role) else AuditScope(only_user=user)
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,15 +372,16 @@ def page_range_ms(time_range: dict, now_ms: int) -> tuple[int, int]:
     return (to_ms - PRESETS_MS["day"] if from_ms is None else int(from_ms)), to_ms
 
 
-async def audit_view(redis: aioredis.Redis, role: Role | None, time_range: dict, user: str | None, tag: str | None,
+async def audit_view(redis: aioredis.Redis, scope: AuditScope, time_range: dict, user: str | None, tag: str | None,
                      action: str | None, result: str | None, text: str | None, now_ms: int,
                      archive_path: Path | None = None) -> AuditView:
     """Grid rows, a status line (with the archive's) and the CSV link (the same search) for the page."""
-    if not may_read_audit(role):
-        return AuditView([], NOT_ALLOWED, None)
+    if not scope.allowed:
+        return AuditView([], scope.refusal, None)
     try:
         from_ms, to_ms = page_range_ms(time_range, now_ms)
-        query = build_audit_query(str(from_ms), str(to_ms), user, tag, action, result, text, PAGE_LIMIT)
+        query = build_audit_query(str(from_ms), str(to_ms), scope.user_filter(user), tag, action, result, text,
+                                  PAGE_LIMIT)
     except ValueError as exc:
         return AuditView([], str(exc), None)
     try:

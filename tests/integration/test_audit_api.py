@@ -94,13 +94,21 @@ def test_events_redis_lost_are_found_in_the_archive(web_app, feeder, tmp_path):
     assert found == [("engineer", "login", "ok"), *SESSION_EVENTS]  # the newest from Redis, the rest archived
 
 
-def test_viewers_and_operators_get_403_and_logged_out_clients_401(web_app, feeder):
+def test_viewers_and_operators_see_only_their_own_actions_and_logged_out_clients_get_401(web_app, feeder):
+    scripted_session(web_app.url)
+    operator = login_session(web_app.url, "operator", "operator")
+    own = operator.get(web_app.url + "/api/audit", timeout=10)
+    assert own.status_code == 200, own.text
+    assert {e["user"] for e in own.json()["events"]} == {"operator"}
+    assert ("operator", "write", "refused") in [(e["user"], e["action"], e["result"]) for e in own.json()["events"]]
+    rows = list(csv.reader(io.StringIO(operator.get(web_app.url + "/api/audit.csv", timeout=10).text)))[1:]
+    assert rows and {r[2] for r in rows} == {"operator"}
     for name in ("viewer", "operator"):
         session = login_session(web_app.url, name, name)
         for path in ("/api/audit", "/api/audit.csv"):
-            refused = session.get(web_app.url + path, timeout=10)
+            refused = session.get(web_app.url + path, params={"user": "engineer"}, timeout=10)
             assert refused.status_code == 403, (name, path)
-            assert "engineer or higher is needed" in refused.json()["detail"]
+            assert f"you may see only your own actions ({name})" in refused.json()["detail"]
     assert requests.get(web_app.url + "/api/audit", timeout=10).status_code == 401
     admin = login_session(web_app.url, "admin", "admin")
     assert admin.get(web_app.url + "/api/audit.csv", timeout=10).status_code == 200

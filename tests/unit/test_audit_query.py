@@ -7,7 +7,7 @@ import io
 import pytest
 
 import web.audit_query as audit_query
-from web.audit_query import INVALID_TIME, audit_view, page_range_ms
+from web.audit_query import INVALID_TIME, NOT_ALLOWED, audit_scope, audit_view, page_range_ms
 from tag_store import keys
 from web.audit import AuditEvent, audit_fields
 from web.audit_query import (AuditQuery, AuditRecord, audit_csv, build_audit_query, query_params,
@@ -155,19 +155,30 @@ def test_page_time_range_presets_and_custom():
         page_range_ms({"preset": "custom", "from_ms": INVALID_TIME}, now)
 
 
-async def test_the_page_search_is_for_engineers_and_admins_and_links_the_same_csv(trail):
+async def test_the_page_search_shows_engineers_everyones_actions_and_others_their_own(trail):
     custom = {"preset": "custom", "from_ms": T0, "to_ms": T0 + 5000}
-    for role in (None, Role.VIEWER, Role.OPERATOR):
-        view = await audit_view(trail, role, custom, "operator", "", "write", None, None, T0)
+    for refused in (audit_scope(None, None), audit_scope(Role.ADMIN, "(kiosk)", kiosk=True)):
+        view = await audit_view(trail, refused, custom, None, "", None, None, None, T0)
         assert (view.rows, view.csv_href) == ([], None)
-        assert "needs engineer or admin" in view.message
-    view = await audit_view(trail, Role.ENGINEER, custom, "operator", "", "write", None, None, T0)
+        assert view.message == NOT_ALLOWED
+    view = await audit_view(trail, audit_scope(Role.ENGINEER, "engineer"), custom, "operator", "", "write", None,
+                            None, T0)
     assert [(r["action"], r["result"]) for r in view.rows] == [("write", "done"), ("write", "refused")]
     assert view.message == ("2 events. Archive: no archiver has run yet (the historian runs it); "
                             "events are in Redis only.")
     assert view.csv_href == f"/api/audit.csv?from={T0}&to={T0 + 5000}&user=operator&action=write"
-    bad = await audit_view(trail, Role.ADMIN, custom, None, None, "format disk", None, None, T0)
+    bad = await audit_view(trail, audit_scope(Role.ADMIN, "admin"), custom, None, None, "format disk", None, None, T0)
     assert bad.message.startswith("action: 'format disk' is not an action name")
+
+    # An operator sees their own actions (a blank user filter is theirs), never someone else's.
+    own = audit_scope(Role.OPERATOR, "operator")
+    mine = await audit_view(trail, own, custom, None, "", None, None, None, T0)
+    assert mine.rows and {r["user"] for r in mine.rows} == {"operator"}
+    assert "user=operator" in mine.csv_href
+    everyone = await audit_view(trail, audit_scope(Role.ENGINEER, "engineer"), custom, None, "", None, None, None, T0)
+    assert {r["user"] for r in everyone.rows} > {"operator"}
+    other = await audit_view(trail, audit_scope(Role.VIEWER, "viewer"), custom, "operator", "", None, None, None, T0)
+    assert other.rows == [] and other.message.startswith("user: you may see only your own actions (viewer)")
 
 
 async def test_an_action_not_listed_yet_is_still_searchable(trail):
