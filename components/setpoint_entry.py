@@ -1,4 +1,5 @@
-"""SetpointEntry: enter -> "Write…" -> confirm "old -> new" (+ reason) -> PENDING -> DONE / REJECTED / TIMED OUT.
+"""SetpointEntry: enter -> "Write…" -> confirm "old -> new" (+ reason) -> PENDING -> DONE (confirmed),
+FAILED (refused by the device) or TIMED OUT (write failed).
 
 All-in-One component with MATCH callbacks. The callbacks only pass the click on: web.writes
 decides on the server (role, the tag's write role, areas, limits, step, reason), holds the

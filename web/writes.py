@@ -43,7 +43,7 @@ class WriteState(StrEnum):
     REFUSED = "REFUSED"      # not sent: role, permission, rules or input
     DONE = "DONE"            # written and CONFIRMED by readback
     REJECTED = "FAILED (refused by the device)"  # the device or data source said no, with its reason
-    TIMED_OUT = "TIMED OUT"  # sent, readback never confirmed it
+    TIMED_OUT = "TIMED OUT (write failed)"  # sent, readback never confirmed it
     NO_ANSWER = "NO ANSWER"  # nobody answered in time (is the data source running?)
     FAILED = "FAILED"        # could not be sent (Redis unavailable)
     NEEDS_APPROVAL = "NEEDS APPROVAL"  # a critical tag: not sent until a second person approves

@@ -94,7 +94,7 @@ def test_a_write_the_device_never_confirms_times_out_and_is_recorded_as_failed(r
     assert callback_output(asked, "question", "children") == "R1.sp: 50.0 degC -> 60.0 degC"
     confirmed = setpoint_callback(operator, road.url, "confirm",
                                   {"pending": callback_output(asked, "pending", "data"), "reason": "trial"})
-    assert "TIMED OUT:" in confirmed.text and "readback" in confirmed.text
+    assert "TIMED OUT (write failed):" in confirmed.text and "readback" in confirmed.text
     entries = failures(feeder, "R1.sp")
     assert [(a["result"], a["new"]) for a in entries[:2]] == [("failed", "60.0"), ("requested", "60.0")]
     assert entries[0]["reason"].startswith("timed out: ") and entries[0]["comment"] == "trial"

@@ -237,7 +237,7 @@ async def test_a_write_the_device_never_confirms_is_recorded_as_failed(runtime, 
     answered = answer_the_first_write(redis_client, WriteStatus.TIMED_OUT, "readback 50.0 after 0.5 s")
     result = await execute_write(runtime, identity(Role.OPERATOR), "T1.setpoint", 60.0)
     await answered
-    assert result.text == "TIMED OUT: readback 50.0 after 0.5 s"
+    assert result.text == "TIMED OUT (write failed): readback 50.0 after 0.5 s"
     audit = (await read_audit(redis_client, 1))[0]
     assert (audit["result"], audit["reason"]) == ("failed", "timed out: readback 50.0 after 0.5 s")
 
