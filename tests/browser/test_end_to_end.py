@@ -1,7 +1,8 @@
 """The whole road in a browser: simulated plant -> data sources -> Redis -> web -> Chromium -> write -> plant.
 
 Nothing is fed by the test: the simulator serves OPC UA and MQTT, the real data
-sources carry the values, and an operator's setpoint write moves the process.
+sources carry the values, and an operator's setpoint write moves the process and is found on
+the audit page; a viewer finds no way to write, and the API refuses one who tries.
 """
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import os
 import re
 
 import pytest
+import redis
 from playwright.sync_api import expect
 
 from launcher.embedded_servers import free_port, wait_for_port
 from launcher.supervisor import Supervisor
+from tag_store import keys
 from tests.browser.web_app_process import DEMO_PLANT, REPO_ROOT
 
 pytestmark = pytest.mark.browser
@@ -93,3 +96,35 @@ def test_operator_sees_the_plant_live_and_a_setpoint_write_moves_the_process(liv
         timeout=30_000,
     )
     expect(field(page, "R201.heater_output", "value")).to_have_text(re.compile(r"^(9\d|100)"), timeout=5_000)
+
+    # The write is on record: the operator finds it on the audit page (their own actions).
+    page.goto(page.url.rstrip("/") + "/audit")
+    grid = page.locator("#audit-grid .ag-center-cols-container")
+    done = grid.locator(".ag-row", has_text="R201.temperature_setpoint").filter(has_text="done")
+    expect(done.first).to_be_visible(timeout=15_000)
+    expect(done.first).to_contain_text("write")
+    expect(done.first).to_contain_text(f"{start_temperature + 15:.1f}")
+
+
+def test_a_viewer_finds_no_way_to_write_and_a_forged_write_moves_nothing(live_plant, login, redis_server):
+    page = login("viewer", "/")
+    expect(field(page, "R201.temperature", "value")).to_have_text(re.compile(r"\d"), timeout=30_000)
+    base = page.url.rstrip("/")
+    for path in ("/", "/tag/R201.temperature_setpoint", "/tag/C401.pressure_setpoint", "/alarms"):
+        page.goto(base + path)
+        expect(page.locator(".sl-page-title").first).to_be_visible(timeout=15_000)
+        if path.startswith("/tag/"):
+            expect(page.get_by_text("Changing this value needs the operator role.")).to_be_visible()
+        assert page.locator(".sl-setpoint").count() == 0, path
+        assert page.get_by_role("button", name=re.compile(r"^(Write…|Confirm|ON \(Start\)|OFF \(Stop\))$")).count() == 0
+    # The API a script would use refuses the viewer too, and says why.
+    csrf = next(c["value"] for c in page.context.cookies() if c["name"] == "stacklight_csrf")
+    answer = page.request.post(base + "/api/tags/R201.temperature_setpoint/write",
+                               data={"value": 70}, headers={"X-CSRFToken": csrf})
+    assert answer.status == 403
+    assert "viewer" in answer.json()["message"]
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        assert client.xlen(keys.write_requests("plant_opcua")) == 0  # nothing went to the data source
+    finally:
+        client.close()
