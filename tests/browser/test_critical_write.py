@@ -2,7 +2,8 @@
 
 The operator enters a value and confirms; nothing is sent until a second person approves with
 their own password: the operator naming themselves is refused, an engineer's password sends the
-write once (a stand-in data source answers), and the audit trail names both.
+write once (a stand-in data source answers), and the audit trail names both. And a user who may
+not write a tag (the tag's write role, their areas) is told why instead of getting the controls.
 """
 from __future__ import annotations
 
@@ -97,3 +98,46 @@ def test_a_critical_write_needs_a_second_person_with_their_password(login, mqtt_
     assert [(a["action"], a["result"]) for a in (refused_viewer, refused_password, refused_same)] == [
         ("write_approval", "refused")] * 3
     assert "not the password" not in json.dumps(audit)
+
+
+def test_the_faceplate_says_why_a_user_may_not_write_a_tag(browser, redis_server, tmp_path, tag_feeder):
+    """On the write-safety test plant: a tag only engineers may write, and a user limited to an area."""
+    from urllib.parse import quote  # noqa: PLC0415
+
+    from tests.browser.web_app_process import WebAppProcess  # noqa: PLC0415
+    from tests.unit.web_plant import WRITE_SAFETY_PLANT  # noqa: PLC0415
+    from web.roles import Role  # noqa: PLC0415
+    from web.users import encode_areas, save_user  # noqa: PLC0415
+
+    plant = tmp_path / "plant.yaml"
+    plant.write_text(WRITE_SAFETY_PLANT.replace("WRITE_TIMEOUT", "1"))
+    tag_feeder.call(save_user(tag_feeder.redis, "olga", Role.OPERATOR, "olga-secret"))
+    tag_feeder.call(save_user(tag_feeder.redis, "packer", Role.OPERATOR, "packer-secret"))
+    tag_feeder.call(tag_feeder.redis.hset(keys.user("packer"), "areas", encode_areas(["Packing"])))
+    app = WebAppProcess(plant, redis_server.url, tmp_path / "web").start()
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        def open_as(name: str, path: str):
+            context.clear_cookies()
+            page = context.new_page()
+            page.goto(f"{app.url}/login?next={quote(path, safe='')}")
+            page.fill("#sl-login-user", name)
+            page.fill("#sl-login-password", f"{name}-secret")
+            page.click("button[type=submit]")
+            expect(page.locator(".sl-page-title")).to_have_text(path.removeprefix("/tag/"), timeout=20_000)
+            return page
+
+        page = open_as("olga", "/tag/T1.eng_sp")
+        expect(page.locator(".sl-write-why-not")).to_have_text(
+            "Only engineer or higher may write this tag; your role is operator.")
+        expect(page.locator(".sl-setpoint")).to_have_count(0)
+        page = open_as("packer", "/tag/T1.setpoint")
+        expect(page.locator(".sl-write-why-not")).to_have_text(
+            "This tag is in area 'Tanks'; your account is limited to areas: Packing.")
+        expect(page.locator(".sl-setpoint")).to_have_count(0)
+        page = open_as("packer", "/tag/C1.speed_sp")
+        expect(page.locator(".sl-setpoint-row input")).to_be_visible()
+        expect(page.locator(".sl-write-why-not")).to_have_count(0)
+    finally:
+        context.close()
+        app.stop()
