@@ -369,3 +369,15 @@ async def test_a_confirm_after_the_held_write_expired_sends_nothing(runtime, red
     outcome = await confirm_pending(runtime, identity(Role.OPERATOR), step.nonce)
     assert outcome.result.text == f"REFUSED: {NO_SUCH_PENDING_WRITE}"
     assert await write_requests(redis_client) == []
+
+
+async def test_two_confirms_of_one_held_write_at_once_send_it_once(runtime, redis_client):
+    """A double click, or a replayed request racing the real one: the take is atomic."""
+    step = await confirmation_step(runtime, identity(Role.OPERATOR), "T1.setpoint", 55)
+    answered = answer_the_first_write(redis_client)
+    outcomes = await asyncio.gather(*(confirm_pending(runtime, identity(Role.OPERATOR), step.nonce)
+                                      for _ in range(5)))
+    await answered
+    states = sorted(o.result.state.name for o in outcomes)
+    assert states == ["DONE", "REFUSED", "REFUSED", "REFUSED", "REFUSED"]
+    assert len(await write_requests(redis_client)) == 1
