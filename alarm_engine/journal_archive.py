@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-import threading
 import time
 from dataclasses import astuple, fields
 from pathlib import Path
@@ -25,7 +24,7 @@ from redis.exceptions import RedisError
 from domain.alarms.journal import JournalEntry, JournalQuery, entry_from_stream_fields, stream_id_key, text_matches
 from domain.config_model import PlantConfig
 from tag_store import keys
-from tag_store.sqlite_archive import open_archive_db, prefix_upper_bound
+from tag_store.sqlite_archive import ArchiveFile, open_archive_db, prefix_upper_bound
 
 log = logging.getLogger(__name__)
 
@@ -73,29 +72,9 @@ def journal_archive_path(config: PlantConfig) -> Path:
     return Path(config.data_dir) / ARCHIVE_FILE_NAME
 
 
-class JournalArchive:
-    """The SQLite file. Opened on first use; safe to call from worker threads (one call at a time).
-
-    read_only=True (the web): never creates or changes the file; FileNotFoundError if it is missing.
-    """
-
-    def __init__(self, path: Path | str, read_only: bool = False):
-        self.path = Path(path)
-        self.read_only = read_only
-        self._db: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
-
-    def __enter__(self) -> JournalArchive:
-        return self
-
-    def __exit__(self, *_exc) -> None:
-        self.close()
-
-    def close(self) -> None:
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+class JournalArchive(ArchiveFile):
+    """The alarm journal's SQLite file (tag_store.sqlite_archive.ArchiveFile: opened on first use,
+    one call at a time; read_only never creates or changes it)."""
 
     def append(self, entries: Iterable[JournalEntry]) -> int:
         """Archive entries (those already there are skipped); returns how many were new."""
@@ -138,11 +117,6 @@ class JournalArchive:
     def count(self) -> int:
         with self._lock:
             return self._connection().execute("SELECT count(*) FROM journal").fetchone()[0]
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._db is None:
-            self._db = self._open()
-        return self._db
 
     def _open(self) -> sqlite3.Connection:
         db = open_archive_db(self.path, read_only=self.read_only, schema=_SCHEMA, what="alarm journal archive")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping
@@ -22,7 +21,7 @@ from typing import Iterable, Iterator, Mapping
 from audit_trail.chain import GENESIS_HASH, ChainReport, ChainRow, chain_hash, verify_rows
 from domain.alarms.journal import stream_id_key
 from domain.config_model import PlantConfig
-from tag_store.sqlite_archive import open_archive_db, prefix_upper_bound
+from tag_store.sqlite_archive import ArchiveFile, open_archive_db, prefix_upper_bound
 
 ARCHIVE_FILE_NAME = "audit_trail.sqlite3"
 # Stream field -> column. The stream's own "time_ms" field (the appender's clock) is `written_ms`.
@@ -83,30 +82,11 @@ class ArchiveSearch:
     limit: int = 5000
 
 
-class AuditArchive:
-    """The SQLite file. Opened on first use; safe to call from worker threads (one call at a time).
-
-    read_only=True (the web): never creates or changes the file; FileNotFoundError if it is missing
-    or not set up yet (the archiver has created the file but not its table).
+class AuditArchive(ArchiveFile):
+    """The audit trail's SQLite file (tag_store.sqlite_archive.ArchiveFile: opened on first use, one
+    call at a time). read_only=True (the web): never creates or changes the file; FileNotFoundError
+    if it is missing or not set up yet (the archiver has created the file but not its table).
     """
-
-    def __init__(self, path: Path | str, read_only: bool = False):
-        self.path = Path(path)
-        self.read_only = read_only
-        self._db: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
-
-    def __enter__(self) -> AuditArchive:
-        return self
-
-    def __exit__(self, *_exc) -> None:
-        self.close()
-
-    def close(self) -> None:
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
 
     def append(self, entries: Iterable[tuple[str, Mapping[str, str]]]) -> int:
         """Archive (stream_id, fields) entries in one transaction, continuing the chain; an entry
@@ -183,18 +163,16 @@ class AuditArchive:
                 return
             after = rows[-1][0]
 
-    def _connection(self) -> sqlite3.Connection:
-        if self._db is None:
-            db = open_archive_db(self.path, read_only=self.read_only, schema=_SCHEMA, synchronous="FULL",
-                                 what="audit archive")
-            if self.read_only and not db.execute(
-                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit'").fetchone():
-                db.close()
-                raise FileNotFoundError(f"the audit archive {self.path} is not set up yet")
-            self._db = db
-            self._db.isolation_level = None  # transactions are explicit (append)
-            self._db.create_function("sl_text_matches", 1 + len(TEXT_FIELDS), _text_matches, deterministic=True)
-        return self._db
+    def _open(self) -> sqlite3.Connection:
+        db = open_archive_db(self.path, read_only=self.read_only, schema=_SCHEMA, synchronous="FULL",
+                             what="audit archive")
+        if self.read_only and not db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit'").fetchone():
+            db.close()
+            raise FileNotFoundError(f"the audit archive {self.path} is not set up yet")
+        db.isolation_level = None  # transactions are explicit (append)
+        db.create_function("sl_text_matches", 1 + len(TEXT_FIELDS), _text_matches, deterministic=True)
+        return db
 
 
 def verify(path: Path | str) -> ChainReport:

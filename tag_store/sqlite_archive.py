@@ -1,12 +1,15 @@
 """Helpers shared by the SQLite archives of Redis streams (the alarm journal, the audit trail).
 
 open_archive_db: the writer's connection (the file and its schema created, WAL) or a reader's
-(read-only, never creates the file). prefix_upper_bound: a tag prefix search as an index range.
+(read-only, never creates the file). ArchiveFile: the connection's life (opened on first use,
+one call at a time, closed once). prefix_upper_bound: a tag prefix search as an index range.
 """
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
+from typing import Self
 
 BUSY_TIMEOUT_S = 10.0
 
@@ -25,6 +28,40 @@ def open_archive_db(path: Path, *, read_only: bool, schema: str, synchronous: st
     db.execute(f"PRAGMA synchronous={synchronous}")
     db.executescript(schema)
     return db
+
+
+class ArchiveFile:
+    """An archive's SQLite file. Opened on first use (by the subclass's _open); safe to call from
+    worker threads as long as each call holds self._lock around its use of _connection().
+
+    read_only=True (the web): never creates or changes the file; FileNotFoundError if it is missing.
+    """
+
+    def __init__(self, path: Path | str, read_only: bool = False):
+        self.path = Path(path)
+        self.read_only = read_only
+        self._db: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._db = self._open()
+        return self._db
+
+    def _open(self) -> sqlite3.Connection:
+        raise NotImplementedError
 
 
 def prefix_upper_bound(prefix: str) -> str | None:
