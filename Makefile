@@ -51,6 +51,7 @@ bench: $(VENV)/.dev-installed
 	$(PY) -m bench.ingest_mqtt
 	$(PY) -m bench.alarm_engine
 	$(PY) -m bench.history_query --reuse
+	$(PY) -m bench.write_path
 
 # The Sparkplug B schema, compiled in-project; the generated module is committed (the runtime needs only protobuf).
 proto: $(VENV)/.dev-installed
