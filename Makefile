@@ -4,6 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 PYTEST_ARGS ?=
+# Test files run in this many worker processes (pytest-xdist; a file's tests stay together).
+TEST_WORKERS ?= 2
 
 .PHONY: run test test-unit test-integration test-browser bench setup clean proto
 
@@ -35,7 +37,7 @@ run: $(VENV)/.runtime-installed
 	$(PY) -m launcher $(ARGS)
 
 test: $(TEST_NEEDS)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-unit: $(VENV)/.dev-installed
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

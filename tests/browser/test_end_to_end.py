@@ -72,6 +72,7 @@ def test_operator_sees_the_plant_live_and_a_setpoint_write_moves_the_process(liv
     expect(item_count).not_to_have_text(first_count, timeout=15_000)
     expect(field(page, "C401.discharge_pressure", "status")).to_have_text("Good", timeout=15_000)
     start_temperature = number_in(field(page, "R201.temperature", "value").inner_text())
+    start_heater = number_in(field(page, "R201.heater_output", "value").inner_text())
 
     # Write a new reactor setpoint through the confirmation step.
     page.goto(page.url.rstrip("/") + "/tag/R201.temperature_setpoint")
@@ -87,15 +88,14 @@ def test_operator_sees_the_plant_live_and_a_setpoint_write_moves_the_process(liv
     page.goto(page.url.split("/tag/")[0] + "/")
     temperature = field(page, "R201.temperature", "value")
     expect(temperature).to_have_text(re.compile(r"\d"), timeout=15_000)
-    page.wait_for_function(
-        """([tag, limit]) => {
-            const cell = document.querySelector(`[data-sl-tag="${tag}"][data-sl-field="value"]`);
-            return cell && parseFloat(cell.textContent) > limit;
-        }""",
-        arg=["R201.temperature", start_temperature + 1.0],
-        timeout=30_000,
-    )
-    expect(field(page, "R201.heater_output", "value")).to_have_text(re.compile(r"^(9\d|100)"), timeout=5_000)
+    rises_above = """([tag, limit]) => {
+        const cell = document.querySelector(`[data-sl-tag="${tag}"][data-sl-field="value"]`);
+        return cell && parseFloat(cell.textContent) > limit;
+    }"""
+    page.wait_for_function(rises_above, arg=["R201.temperature", start_temperature + 1.0], timeout=30_000)
+    # The heater works harder than before while the reactor heats up (how much depends on how far
+    # the PID has come by now, which a loaded machine shifts: only the direction is asserted).
+    page.wait_for_function(rises_above, arg=["R201.heater_output", start_heater + 5.0], timeout=10_000)
 
     # The write is on record: the operator finds it on the audit page (their own actions).
     page.goto(page.url.rstrip("/") + "/audit")
