@@ -6,6 +6,7 @@ tests (simulator + data sources + web) build on the same pieces.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -20,7 +21,9 @@ from redis.exceptions import RedisError
 from domain.quality import GOOD, Quality
 from domain.tag_value import ScalarValue, TagValue
 from launcher.embedded_servers import free_port, stop_process, wait_for_port
+from tag_store import keys
 from tag_store.source_status import ConnectionState, SourceStatus, publish_status
+from tag_store.write_requests import WriteOutcome, WriteStatus, answer_write
 from tag_store.writer import TagStoreWriter
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -130,6 +133,31 @@ class TagFeeder:
                 await asyncio.sleep(interval_s)
 
         self._heartbeats = asyncio.run_coroutine_threadsafe(beat(), self._loop)
+
+    def write_requests(self, source: str = "opc") -> list[dict]:
+        """The write requests sent to `source` so far, oldest first."""
+        entries = self.call(self.redis.xrange(keys.write_requests(source)))
+        return [json.loads(fields[b"r"]) for _id, fields in entries]
+
+    def answer_next_write(self, source: str = "opc", status: WriteStatus = WriteStatus.DONE,
+                          reason: str = "") -> threading.Thread:
+        """A stand-in data source: answers the next request to `source` (readback = the value) within 20 s."""
+        already = len(self.write_requests(source))
+
+        def answer():
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                requests_now = self.write_requests(source)
+                if len(requests_now) > already:
+                    request = requests_now[-1]
+                    self.call(answer_write(self.redis, WriteOutcome(
+                        request["request_id"], request["tag"], status, reason, readback=request["value"])))
+                    return
+                time.sleep(0.05)
+
+        thread = threading.Thread(target=answer, name="stand-in data source")
+        thread.start()
+        return thread
 
     def close(self) -> None:
         if self._heartbeats is not None:

@@ -6,15 +6,10 @@ shelves an alarm, logs out; an admin logs in, adds a user, changes its role and 
 """
 from __future__ import annotations
 
-import json
-import threading
-import time
-
 import pytest
 import requests
 
 from tag_store import keys
-from tag_store.write_requests import WriteOutcome, WriteStatus, answer_write
 from tests.browser.alarm_engine_fixture import AlarmEngineProcess
 from tests.browser.web_app_process import login_session
 from tests.integration.test_web_api_auth import eventually, value_becomes
@@ -27,24 +22,6 @@ def alarm_engine(redis_server, web_app, tmp_path):
     engine = AlarmEngineProcess(redis_server.url, tmp_path / "plant.yaml").start()
     yield engine
     engine.stop()
-
-
-def answer_one_write(feeder, source: str) -> threading.Thread:
-    """A data source that confirms the next write request by readback."""
-    def respond():
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            entries = feeder.call(feeder.redis.xrange(keys.write_requests(source)))
-            if entries:
-                request = json.loads(entries[0][1][b"r"])
-                feeder.call(answer_write(feeder.redis, WriteOutcome(
-                    request["request_id"], request["tag"], WriteStatus.DONE, "", readback=request["value"])))
-                return
-            time.sleep(0.05)
-
-    responder = threading.Thread(target=respond)
-    responder.start()
-    return responder
 
 
 def audit_entries(feeder) -> list[dict[str, str]]:
@@ -62,7 +39,7 @@ def test_every_action_of_a_scripted_session_is_in_the_audit_trail_in_order(web_a
 
     feeder.put("T1.setpoint", 50.0)
     value_becomes(operator, url, "T1.setpoint", 50.0)
-    responder = answer_one_write(feeder, "opc")
+    responder = feeder.answer_next_write("opc")
     written = operator.post(url + "/api/tags/T1.setpoint/write", json={"value": 55.0, "reason": "scripted test"},
                             timeout=30)
     responder.join()

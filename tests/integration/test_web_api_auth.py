@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import requests
@@ -12,7 +11,6 @@ from domain.quality import BAD_NO_COMMUNICATION
 from tag_store import keys
 from tag_store.source_status import ConnectionState, SourceStatus, publish_status
 from tag_store.tag_catalog import publish_discovered_tags
-from tag_store.write_requests import WriteOutcome, WriteStatus, answer_write
 from tests.browser.web_app_process import login_session
 from web.audit import read_audit
 
@@ -234,19 +232,7 @@ def test_an_operators_setpoint_write_goes_to_the_data_source_and_its_answer_come
     operator = login_session(web_app.url, "operator", "operator")
     value_becomes(operator, web_app.url, "T1.setpoint", 50.0)
 
-    def data_source():
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            entries = feeder.call(feeder.redis.xrange(keys.write_requests("opc")))
-            if entries:
-                request = json.loads(entries[0][1][b"r"])
-                feeder.call(answer_write(feeder.redis, WriteOutcome(
-                    request["request_id"], request["tag"], WriteStatus.DONE, "", readback=request["value"])))
-                return
-            time.sleep(0.05)
-
-    responder = threading.Thread(target=data_source)
-    responder.start()
+    responder = feeder.answer_next_write("opc")
     response = write_through_faceplate(operator, web_app.url, "T1.setpoint", 55.0, "new batch")
     responder.join()
     assert "DONE: T1.setpoint = 55.0 %" in response.text

@@ -5,15 +5,11 @@ answered by a stand-in data source through Redis (the real one: test_write_timeo
 """
 from __future__ import annotations
 
-import json
-import threading
-import time
-
 import pytest
 import requests
 
 from tag_store import keys
-from tag_store.write_requests import WriteOutcome, WriteStatus, answer_write
+from tag_store.write_requests import WriteStatus
 from tests.browser.web_app_process import WebAppProcess, login_session
 from tests.integration.test_web_api_auth import value_becomes
 from tests.unit.web_plant import WRITE_SAFETY_PLANT
@@ -34,30 +30,6 @@ def safety_app(redis_server, tmp_path, feeder):
     app.stop()
 
 
-def sent(feeder) -> list[dict]:
-    return [json.loads(f[b"r"]) for _id, f in feeder.call(feeder.redis.xrange(keys.write_requests("opc")))]
-
-
-def answer_next_write(feeder, status: WriteStatus = WriteStatus.DONE, reason: str = "") -> threading.Thread:
-    """A stand-in data source: answers the next request that arrives (readback = the value)."""
-    already = len(sent(feeder))
-
-    def answer():
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            requests_now = sent(feeder)
-            if len(requests_now) > already:
-                request = requests_now[-1]
-                feeder.call(answer_write(feeder.redis, WriteOutcome(
-                    request["request_id"], request["tag"], status, reason, readback=request["value"])))
-                return
-            time.sleep(0.05)
-
-    thread = threading.Thread(target=answer)
-    thread.start()
-    return thread
-
-
 def write(session: requests.Session, base_url: str, tag: str, body) -> requests.Response:
     return session.post(f"{base_url}/api/tags/{tag}/write", json=body, timeout=30)
 
@@ -65,13 +37,13 @@ def write(session: requests.Session, base_url: str, tag: str, body) -> requests.
 def test_an_operators_write_is_sent_confirmed_and_audited(safety_app, feeder):
     operator = login_session(safety_app.url, "operator", "operator")
     value_becomes(operator, safety_app.url, "T1.setpoint", 50.0)
-    responder = answer_next_write(feeder)
+    responder = feeder.answer_next_write()
     response = write(operator, safety_app.url, "T1.setpoint", {"value": 60, "reason": "new batch"})
     responder.join()
     assert response.status_code == 200, response.text
     assert response.json() == {"state": "done", "message": "T1.setpoint = 60.0 % (CONFIRMED by readback)",
                                "readback": 60.0}
-    assert [(r["tag"], r["value"], r["user"], r["reason"]) for r in sent(feeder)] == [
+    assert [(r["tag"], r["value"], r["user"], r["reason"]) for r in feeder.write_requests()] == [
         ("T1.setpoint", 60.0, "operator", "new batch")]
     done, requested = feeder.call(read_audit(feeder.redis, 2))
     assert [(a["action"], a["result"], a["comment"]) for a in (requested, done)] == [
@@ -102,7 +74,7 @@ def test_values_the_rules_refuse_get_422_with_the_reason_and_nothing_is_sent(saf
         audit = feeder.call(read_audit(feeder.redis, 1))[0]
         assert (audit["user"], audit["action"], audit["result"], audit["reason"]) == (
             "operator", "write", "refused", reason)
-    assert sent(feeder) == []
+    assert feeder.write_requests() == []
 
 
 def test_a_json_nan_is_refused_too(safety_app, feeder):
@@ -110,7 +82,7 @@ def test_a_json_nan_is_refused_too(safety_app, feeder):
     response = operator.post(f"{safety_app.url}/api/tags/T1.setpoint/write", data='{"value": NaN}',
                              headers={"Content-Type": "application/json"}, timeout=30)
     assert response.status_code == 422 and "finite" in response.json()["message"]
-    assert sent(feeder) == []
+    assert feeder.write_requests() == []
 
 
 def test_a_tag_that_needs_a_reason_is_refused_without_one(safety_app, feeder):
@@ -119,7 +91,7 @@ def test_a_tag_that_needs_a_reason_is_refused_without_one(safety_app, feeder):
     for body in ({"value": 45}, {"value": 45, "reason": "  "}):
         response = write(operator, safety_app.url, "T1.reason_sp", body)
         assert (response.status_code, response.json()["message"]) == (422, "a reason is required to write T1.reason_sp")
-    assert sent(feeder) == []
+    assert feeder.write_requests() == []
 
 
 def test_who_may_not_write_gets_403(safety_app, feeder):
@@ -136,12 +108,12 @@ def test_who_may_not_write_gets_403(safety_app, feeder):
     for session, tag, reason in cases:
         response = write(session, safety_app.url, tag, {"value": 35})
         assert (response.status_code, response.json()["message"]) == (403, reason)
-    assert sent(feeder) == []
+    assert feeder.write_requests() == []
     assert [a["result"] for a in feeder.call(read_audit(feeder.redis, 3))] == ["refused"] * 3
-    responder = answer_next_write(feeder)
+    responder = feeder.answer_next_write()
     response = write(packer, safety_app.url, "C1.speed_sp", {"value": 120})  # the packer's own area
     responder.join()
-    assert response.status_code == 200 and sent(feeder)[0]["user"] == "packer"
+    assert response.status_code == 200 and feeder.write_requests()[0]["user"] == "packer"
 
 
 def test_a_critical_tag_needs_the_faceplate_and_an_unknown_tag_is_404(safety_app, feeder):
@@ -152,18 +124,18 @@ def test_a_critical_tag_needs_the_faceplate_and_an_unknown_tag_is_404(safety_app
     assert critical.json()["message"] == (
         "T1.critical_sp is critical: it needs a second person's approval on the faceplate")
     assert write(admin, safety_app.url, "T9.nothing", {"value": 1}).status_code == 404
-    assert sent(feeder) == []
+    assert feeder.write_requests() == []
 
 
 def test_the_devices_refusal_is_502_and_no_answer_504(safety_app, feeder):
     operator = login_session(safety_app.url, "operator", "operator")
     value_becomes(operator, safety_app.url, "T1.setpoint", 50.0)
-    responder = answer_next_write(feeder, WriteStatus.REJECTED, "BadOutOfRange")
+    responder = feeder.answer_next_write("opc", WriteStatus.REJECTED, "BadOutOfRange")
     rejected = write(operator, safety_app.url, "T1.setpoint", {"value": 55})
     responder.join()
     assert (rejected.status_code, rejected.json()["state"], rejected.json()["message"]) == (
         502, "rejected", "BadOutOfRange")
-    responder = answer_next_write(feeder, WriteStatus.TIMED_OUT, "readback 50.0, not 56")
+    responder = feeder.answer_next_write("opc", WriteStatus.TIMED_OUT, "readback 50.0, not 56")
     timed_out = write(operator, safety_app.url, "T1.setpoint", {"value": 56})
     responder.join()
     assert (timed_out.status_code, timed_out.json()["state"]) == (504, "timed_out")
@@ -180,4 +152,4 @@ def test_a_session_post_needs_the_csrf_token(safety_app, feeder):
     assert write(operator, safety_app.url, "T1.setpoint", {"value": 55}).status_code == 403
     anonymous = requests.post(f"{safety_app.url}/api/tags/T1.setpoint/write", json={"value": 55}, timeout=10)
     assert anonymous.status_code == 401
-    assert sent(feeder) == []
+    assert feeder.write_requests() == []
