@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 from domain.alarms.journal import JournalEntry, JournalQuery, entry_from_stream_fields, stream_id_key, text_matches
 from domain.config_model import PlantConfig
 from tag_store import keys
-from tag_store.sqlite_archive import ArchiveFile, open_archive_db, prefix_upper_bound
+from tag_store.sqlite_archive import ArchiveFile, open_archive_db, tag_condition
 
 log = logging.getLogger(__name__)
 
@@ -141,19 +141,10 @@ def _where(query: JournalQuery) -> tuple[str, list]:
         conditions.append("time_ms <= ?")
         params.append(query.end_ms)
     if query.tag is not None:
-        if query.tag.endswith("*"):
-            prefix = query.tag[:-1]
-            upper = prefix_upper_bound(prefix)
-            if upper is not None:
-                # An index range, not LIKE (which ignores case): see prefix_upper_bound.
-                conditions.append("tag >= ? AND tag < ?")
-                params += [prefix, upper]
-            elif prefix:
-                conditions.append("substr(tag, 1, ?) = ?")
-                params += [len(prefix), prefix]
-        else:
-            conditions.append("tag = ?")
-            params.append(query.tag)
+        condition, values = tag_condition(query.tag)
+        if condition is not None:
+            conditions.append(condition)
+            params += values
     if query.area is not None:
         conditions.append("area = ?")
         params.append(query.area)

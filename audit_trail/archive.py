@@ -21,7 +21,7 @@ from typing import Iterable, Iterator, Mapping
 from audit_trail.chain import GENESIS_HASH, ChainReport, ChainRow, chain_hash, verify_rows
 from domain.alarms.journal import stream_id_key
 from domain.config_model import PlantConfig
-from tag_store.sqlite_archive import ArchiveFile, open_archive_db, prefix_upper_bound
+from tag_store.sqlite_archive import ArchiveFile, open_archive_db, tag_condition
 
 ARCHIVE_FILE_NAME = "audit_trail.sqlite3"
 # Stream field -> column. The stream's own "time_ms" field (the appender's clock) is `written_ms`.
@@ -222,18 +222,10 @@ def _where(search: ArchiveSearch) -> tuple[str, list]:
             conditions.append(f"{name} = ?")  # a filter is never blank, so NULL (no such field) never matches
             params.append(value)
     if search.tag is not None:
-        if search.tag.endswith("*"):
-            prefix = search.tag[:-1]
-            upper = prefix_upper_bound(prefix)
-            if upper is not None:
-                conditions.append("tag >= ? AND tag < ?")
-                params += [prefix, upper]
-            elif prefix:
-                conditions.append("substr(tag, 1, ?) = ?")
-                params += [len(prefix), prefix]
-        else:
-            conditions.append("tag = ?")
-            params.append(search.tag)
+        condition, values = tag_condition(search.tag)
+        if condition is not None:
+            conditions.append(condition)
+            params += values
     if search.text is not None:
         conditions.append(f"sl_text_matches(?, {', '.join(TEXT_FIELDS)})")
         params.append(search.text)

@@ -2,7 +2,8 @@
 
 open_archive_db: the writer's connection (the file and its schema created, WAL) or a reader's
 (read-only, never creates the file). ArchiveFile: the connection's life (opened on first use,
-one call at a time, closed once). prefix_upper_bound: a tag prefix search as an index range.
+one call at a time, closed once). tag_condition: a tag filter (exact or prefix*) as SQL, a
+prefix as an index range (prefix_upper_bound).
 """
 from __future__ import annotations
 
@@ -62,6 +63,20 @@ class ArchiveFile:
 
     def _open(self) -> sqlite3.Connection:
         raise NotImplementedError
+
+
+def tag_condition(tag_filter: str) -> tuple[str | None, list]:
+    """SQL for a tag filter: exact, or a prefix ending in "*" as an index range (not LIKE, which
+    ignores case). (None, []) for a bare "*", which matches every tag."""
+    if not tag_filter.endswith("*"):
+        return "tag = ?", [tag_filter]
+    prefix = tag_filter[:-1]
+    upper = prefix_upper_bound(prefix)
+    if upper is not None:
+        return "tag >= ? AND tag < ?", [prefix, upper]
+    if prefix:
+        return "substr(tag, 1, ?) = ?", [len(prefix), prefix]
+    return None, []
 
 
 def prefix_upper_bound(prefix: str) -> str | None:
