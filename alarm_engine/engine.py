@@ -137,7 +137,14 @@ class AlarmEngine:
 
     async def _follow_changes(self) -> None:
         while True:
-            replies = await self._redis.xread({keys.CHANGES: self._cursor}, block=1000, count=200)
+            # The feed's oldest entry with each read: a cursor older than it means changes were
+            # trimmed before they were judged, which the read itself would silently skip.
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.xrange(keys.CHANGES, count=1)
+            pipe.xread({keys.CHANGES: self._cursor}, block=1000, count=200)
+            oldest, replies = await pipe.execute()
+            if await self._recover_if_behind(oldest[0][0].decode() if oldest else None):
+                continue
             for _stream, entries in replies or []:
                 for entry_id, fields in entries:
                     if not stream_id_older(self._cursor, entry_id.decode()):
@@ -237,17 +244,23 @@ class AlarmEngine:
                     queue_record_writes(pipe, list(changed.values()), transitions)
                     await pipe.execute()
 
+    async def _recover_if_behind(self, oldest: str | None) -> bool:
+        """When the feed dropped changes never judged (its oldest entry is newer than the cursor),
+        judge the current values instead; True if it had to."""
+        if not oldest or self._cursor == "0-0" or not stream_id_older(self._cursor, oldest):
+            return False
+        log.error("alarm engine: fell behind the change feed (at %s, oldest kept %s); evaluating the"
+                  " current values", self._cursor, oldest)
+        await self._evaluate_snapshot()
+        return True
+
     async def _heartbeat(self) -> None:
         """Say every second that alarms are being decided, and how far behind the feed (web banner)."""
         while True:
             info = await self._redis.xinfo_stream(keys.CHANGES) if await self._redis.exists(keys.CHANGES) else None
             newest = _text(info["last-generated-id"]) if info else None
             oldest = _text(info["first-entry"][0]) if info and info.get("first-entry") else None
-            if oldest and self._cursor != "0-0" and stream_id_older(self._cursor, oldest):
-                # So far behind that the feed dropped changes we never judged: judge the current values.
-                log.error("alarm engine: fell behind the change feed (at %s, oldest kept %s); evaluating the"
-                          " current values", self._cursor, oldest)
-                await self._evaluate_snapshot()
+            await self._recover_if_behind(oldest)
             lag_ms = stream_id_ms(newest) - stream_id_ms(self._cursor) if newest and newest != self._cursor else 0
             await self._redis.hset(keys.ALARM_ENGINE_STATUS, mapping={
                 "heartbeat_ms": self._clock_ms(), "lag_ms": max(lag_ms, 0), "alarms": len(self.records)})

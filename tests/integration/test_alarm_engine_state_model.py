@@ -261,12 +261,19 @@ async def test_a_running_engine_that_fell_behind_the_feed_judges_the_current_val
     try:
         await put(redis_client, "R1.temp", 50.0)
         await wait_for_state(redis_client, "R1.temp:high", S.NORMAL)
+        # The engine has read that change (a record is NORMAL before it has read anything; moving
+        # its cursor back before then would let it read the change after all, and judge nothing new).
+        newest = (await redis_client.xrevrange(keys.CHANGES, count=1))[0][0].decode()
+        deadline = time.monotonic() + 10
+        while engine._cursor != newest and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        assert engine._cursor == newest
         # As if the engine had stalled while the capped feed moved on: its position is no longer
         # in the feed, and a change it never saw is only in the latest values.
         engine._cursor = "1-0"
         now_ms = int(time.time() * 1000)
         await redis_client.hset(keys.LATEST, "R1.temp",
                                 f'{{"v": 95.0, "q": 0, "ts": {now_ms}, "rt": {now_ms}}}')
-        await wait_for_state(redis_client, "R1.temp:high", S.UNACK_ACTIVE, timeout_s=5)
+        await wait_for_state(redis_client, "R1.temp:high", S.UNACK_ACTIVE)
     finally:
         await cancel_and_wait([task])
