@@ -37,7 +37,7 @@ def create_app(config: PlantConfig, redis_url: str | None = None) -> Dash:
     """The Dash app for one worker process (call once per process: Dash callbacks are global)."""
     install_runtime(WebRuntime(config, redis_url or resolve_redis_url(config)))
     # Imported here so their callbacks and hooks register with this app, after the runtime exists.
-    from web import auth, live_push, shell  # noqa: PLC0415, F401
+    from web import auth, live_push, shell, websocket_guard  # noqa: PLC0415, F401
     from web.api import router as api_router  # noqa: PLC0415
     from web.alarm_api import router as alarm_api_router  # noqa: PLC0415
     from web.journal_api import router as journal_api_router  # noqa: PLC0415

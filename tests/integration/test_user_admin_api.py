@@ -58,6 +58,14 @@ def forged_callback(client: requests.Session, url: str, output: str, trigger: st
 
     `values`: by component id without "users-", the value of its input or state (others None).
     """
+    body = forged_callback_body(client, url, output, trigger, values, prefix="users-")
+    return client.post(url + "/_dash-update-component", json=body, timeout=30)
+
+
+def forged_callback_body(client: requests.Session, url: str, output: str, trigger: str, values: dict,
+                         prefix: str = "") -> dict:
+    """The request body of the callback whose first output is `output`; `values` by component id
+    without `prefix` (see forged_callback)."""
     def outputs_of(spec: dict) -> list[dict]:
         parts = [part.rsplit(".", 1) for part in spec["output"].strip(".").split("...") if "." in part]
         return [{"id": component, "property": prop.split("@")[0]} for component, prop in parts]
@@ -65,12 +73,11 @@ def forged_callback(client: requests.Session, url: str, output: str, trigger: st
     deps = client.get(url + "/_dash-dependencies", timeout=10).json()
     spec = next(d for d in deps if outputs_of(d) and "{id}.{property}".format(**outputs_of(d)[0]) == output)
     outputs = outputs_of(spec)
-    value = lambda item: values.get(item["id"].removeprefix("users-"))  # noqa: E731
-    body = {"output": spec["output"], "outputs": outputs,
+    value = lambda item: values.get(item["id"].removeprefix(prefix))  # noqa: E731
+    return {"output": spec["output"], "outputs": outputs,
             "inputs": [{"id": i["id"], "property": i["property"], "value": value(i)} for i in spec["inputs"]],
             "state": [{"id": s["id"], "property": s["property"], "value": value(s)} for s in spec["state"]],
             "changedPropIds": [trigger]}
-    return client.post(url + "/_dash-update-component", json=body, timeout=30)
 
 
 def forged_user_action(client: requests.Session, url: str, button: str, **form) -> requests.Response:

@@ -146,6 +146,12 @@ def setpoint_callback(session: requests.Session, base_url: str, trigger: str,
     """POST one of the setpoint entry's callbacks directly, as a hand-made request would.
 
     trigger: the subcomponent clicked ("write", "confirm", "approve"); states: subcomponent -> value."""
+    body = setpoint_callback_body(session, base_url, trigger, states)
+    return session.post(base_url + "/_dash-update-component", json=body, timeout=30)
+
+
+def setpoint_callback_body(session: requests.Session, base_url: str, trigger: str, states: dict[str, object]) -> dict:
+    """The request body of one of the setpoint entry's callbacks (see setpoint_callback)."""
     deps = session.get(base_url + "/_dash-dependencies", timeout=10).json()
     spec = next(d for d in deps
                 if any(f'"subcomponent":"{trigger}"' in i["id"] for i in d["inputs"]) and d["state"])
@@ -166,7 +172,7 @@ def setpoint_callback(session: requests.Session, base_url: str, trigger: str,
         "state": [{"id": concrete(st["id"]), "property": st["property"],
                    "value": states.get(json.loads(st["id"])["subcomponent"])} for st in spec["state"]],
     }
-    return session.post(base_url + "/_dash-update-component", json=body, timeout=30)
+    return body
 
 
 def callback_output(response: requests.Response, subcomponent: str, prop: str):
