@@ -319,7 +319,7 @@ def result_text(result: AuditResult, limit: int) -> str:
         text = f"The newest {limit:,} events; there are more: narrow the search."
     else:
         count = len(result.records)
-        text = "No events match." if count == 0 else f"{count:,} events."
+        text = "No events match." if count == 0 else f"{count:,} event{'s' if count != 1 else ''}."
     return f"{text} {result.note}" if result.note else text
 
 

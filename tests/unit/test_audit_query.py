@@ -211,3 +211,13 @@ def test_the_archive_line_from_the_archivers_heartbeat():
     assert line({**alive, "state": "disk_failing", "last_error": "cannot write x: disk full"}, now).endswith(
         "The archiver is failing: cannot write x: disk full")
     assert line({}, now).startswith("Archive: no archiver has run yet")
+
+
+def test_the_result_line_counts_in_words():
+    one = AuditRecord(entry_id=f"{T0}-0", time_ms=T0, user="operator", action="login", result="ok",
+                      tag="", old="", new="", reason="", source_ip="127.0.0.1")
+    assert audit_query.result_text(audit_query.AuditResult([], capped=False), 100) == "No events match."
+    assert audit_query.result_text(audit_query.AuditResult([one], capped=False), 100) == "1 event."
+    assert audit_query.result_text(audit_query.AuditResult([one] * 1200, capped=False), 5000) == "1,200 events."
+    capped = audit_query.AuditResult([one] * 3, capped=True, note="Archive unreadable.")
+    assert audit_query.result_text(capped, 3) == "The newest 3 events; there are more: narrow the search. Archive unreadable."
