@@ -210,3 +210,27 @@ def test_trend_draws_history_and_extends_it_live(login, source_heartbeats):
     page.wait_for_function(f"({points})().slice(-1)[0] === null", timeout=LIVE_S)  # a Bad sample is a gap
     assert page.evaluate(points)[:3] == [1.0, 1.5, 2.0]
     assert page.url.endswith("/trend?tags=T101.level&range=5m")  # the old ?window=5 address, as written now
+
+
+@pytest.mark.parametrize("width_px", [1366, 1024])
+def test_the_banner_keeps_the_alarm_counts_clear_of_the_other_controls_on_a_narrow_screen(login, width_px):
+    page = login("operator", "/audit")  # the audit page's banner has every control an operator gets
+    page.set_viewport_size({"width": width_px, "height": 800})
+    expect(page.locator("#sl-tone")).to_be_visible()
+    counts = page.locator(".sl-alarm-count")
+    expect(counts).to_have_count(4)
+    boxes = {"counts": [counts.nth(i).bounding_box() for i in range(4)]}
+    for name in ("#sl-tone", "#sl-conn", ".sl-user", ".sl-nav"):
+        boxes[name] = page.locator(name).bounding_box()
+
+    def overlap(a, b) -> bool:
+        return (a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"]
+                and a["y"] < b["y"] + b["height"] and b["y"] < a["y"] + a["height"])
+
+    for count in boxes["counts"]:
+        assert count["x"] >= 0 and count["x"] + count["width"] <= width_px
+        for name in ("#sl-tone", "#sl-conn", ".sl-user", ".sl-nav"):
+            assert not overlap(count, boxes[name]), (name, count, boxes[name])
+    summary = page.locator("#sl-alarm-summary").bounding_box()
+    last = boxes["counts"][-1]
+    assert last["x"] + last["width"] <= summary["x"] + summary["width"]  # inside its own box
