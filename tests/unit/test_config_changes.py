@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from web.audit import read_audit
 
 PLANT = """
 site_name: Test plant
+data_dir: ${STACKLIGHT_DATA_DIR}
 web: {port: 8050}
 sources:
   plc: {kind: mqtt}
@@ -29,7 +31,8 @@ CHANGED_LIMIT = PLANT.replace("limits: {low: 0, high: 100}, max_step: 5", "limit
 
 
 def plant(text: str = PLANT):
-    return parse_config(text, Path("plant.yaml"), {})
+    """The test's own data directory (tests/conftest.py), never the checkout's ./data."""
+    return parse_config(text, Path("plant.yaml"), {"STACKLIGHT_DATA_DIR": os.environ["STACKLIGHT_DATA_DIR"]})
 
 
 def test_the_canonical_json_holds_no_secret_values_and_is_stable():
