@@ -101,6 +101,11 @@ def session(session_id: str) -> str:
     return f"{PREFIX}session:{session_id}"
 
 
+# Sorted set: session id -> when it ends if unused (ms); hash: session id -> owner JSON (web/session_expiry.py).
+SESSION_DEADLINES = PREFIX + "session_deadlines"
+SESSION_OWNERS = PREFIX + "session_owners"
+
+
 def pending_write(nonce_hash: str) -> str:
     """String (JSON): a prepared setpoint write awaiting its Confirm or approval; short TTL, single use."""
     return f"{PREFIX}pending_write:{nonce_hash}"

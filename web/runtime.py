@@ -19,6 +19,7 @@ from domain.config_model import PlantConfig
 from tag_store.live_cache import LiveCache
 from web.alarm_cache import AlarmCache
 from web.live_board import LiveBoard
+from web.session_expiry import sweep_forever
 from web.tag_directory import TagDirectory
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ class WebRuntime:
             asyncio.create_task(_supervised("tag directory", lambda: self.tags.follow(self.redis))),
             asyncio.create_task(_supervised("live cache", self._live_cache.run)),
             asyncio.create_task(_supervised("alarm cache", self._alarm_cache.run)),
+            asyncio.create_task(_supervised("session expiry audit", lambda: sweep_forever(self.redis))),
         ]
         if (config_retry := await record_config_at_start(self._redis, self.config)) is not None:  # docs/audit.md
             self._tasks.append(config_retry)

@@ -20,7 +20,8 @@ import redis.asyncio as aioredis
 
 from tag_store import keys
 from web.roles import Role
-from web.users import SESSIONS_VALID_FROM, USER_NAME_PATTERN, decode_areas
+from web.session_expiry import SessionOwner, queue_closed, queue_opened, queue_touched, wall_clock_ms
+from web.users import SESSIONS_VALID_FROM, USER_NAME_PATTERN, decode_areas, valid_for_user
 
 SESSION_COOKIE = "stacklight_session"
 CSRF_COOKIE = "stacklight_csrf"
@@ -41,8 +42,13 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+def session_id(token: str) -> str:
+    """What Redis knows a session by: its token's SHA-256."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def session_key(token: str) -> str:
-    return keys.session(hashlib.sha256(token.encode()).hexdigest())
+    return keys.session(session_id(token))
 
 
 def _text(raw: dict) -> dict[str, str]:
@@ -55,11 +61,6 @@ def _int(raw: bytes | str | None) -> int:
         return int(raw) if raw is not None else 0
     except ValueError:
         return 0
-
-
-def valid_for_user(created_ms: int, valid_from_raw: bytes | str | None) -> bool:
-    """False for a session made before the user's last password change (or a deleted namesake)."""
-    return created_ms >= _int(valid_from_raw)
 
 
 _USER_FIELDS = ["role", "areas", SESSIONS_VALID_FROM]
@@ -76,6 +77,7 @@ async def create_session(
     pipe.hset(key, mapping={"user": user, "role": role.value, "csrf": session.csrf_token,
                             "created_ms": now_ms, "source_ip": source_ip})
     pipe.expire(key, idle_timeout_s)
+    queue_opened(pipe, session_id(token), SessionOwner(user, source_ip, now_ms, idle_timeout_s), wall_clock_ms())
     await pipe.execute()
     return token, session
 
@@ -96,8 +98,13 @@ async def load_session(
     if not name:
         return None
     created_ms = _int(raw.get("created_ms"))
-    role, areas, valid_from = (await redis.hmget(keys.user(name), _USER_FIELDS)
-                               if USER_NAME_PATTERN.fullmatch(name) else (None, None, None))
+    role, areas, valid_from = None, None, None
+    if USER_NAME_PATTERN.fullmatch(name):
+        pipe = redis.pipeline(transaction=False)
+        pipe.hmget(keys.user(name), _USER_FIELDS)
+        if refresh:  # in the round trip we make anyway: the idle-end record's deadline moves on too
+            queue_touched(pipe, session_id(token), idle_timeout_s, wall_clock_ms())
+        role, areas, valid_from = (await pipe.execute())[0]
     if role is None or not valid_for_user(created_ms, valid_from):
         await redis.delete(key)  # its user is gone, or changed password after it was made
         return None
@@ -140,5 +147,9 @@ async def session_exists(redis: aioredis.Redis, token: str | None) -> bool:
 
 
 async def end_session(redis: aioredis.Redis, token: str | None) -> None:
+    """Logout: the session ends now, and not later as an idle one."""
     if token and len(token) <= 200:
-        await redis.delete(session_key(token))
+        pipe = redis.pipeline(transaction=True)
+        pipe.delete(session_key(token))
+        queue_closed(pipe, session_id(token))
+        await pipe.execute()

@@ -134,6 +134,15 @@ def _text(raw: dict) -> dict[str, str]:
             for k, v in raw.items()}
 
 
+def valid_for_user(created_ms: int, valid_from_raw: bytes | str | None) -> bool:
+    """False for a session made before the user's last password change (or a deleted namesake)."""
+    try:
+        valid_from = int(valid_from_raw) if valid_from_raw is not None else 0
+    except ValueError:
+        valid_from = 0
+    return created_ms >= valid_from
+
+
 def _decoded(value: bytes | str | None) -> str:
     if value is None:
         return ""

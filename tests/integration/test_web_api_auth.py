@@ -1,6 +1,7 @@
 """The web app as a process against a real Redis: login, API, CSRF, and server-side role checks."""
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 
@@ -324,3 +325,19 @@ def test_an_alarm_outside_the_users_areas_is_refused_over_the_api(web_app, feede
     audit = feeder.call(read_audit(feeder.redis, 1))[0]
     assert (audit["user"], audit["action"], audit["result"], audit["comment"]) == (
         "packer", "acknowledge", "refused", "seen")
+
+
+def test_the_web_app_audits_a_session_that_idled_out(web_app, feeder):
+    operator = login_session(web_app.url, "operator", "operator")
+    assert operator.get(web_app.url + "/api/session", timeout=10).status_code == 200
+    # Let the idle time pass without waiting web.session_idle_timeout_s (at least 60 s): the session
+    # key expires now, and its recorded deadline is moved back by the same amount.
+    session_id = hashlib.sha256(operator.cookies["stacklight_session"].encode()).hexdigest()
+    feeder.call(feeder.redis.pexpire(keys.session(session_id), 50))
+    feeder.call(feeder.redis.zadd(keys.SESSION_DEADLINES, {session_id: int(time.time() * 1000)}, xx=True))
+
+    def audited():
+        ended = [e for e in feeder.call(read_audit(feeder.redis, 20)) if e["action"] == "session_expired"]
+        assert [(e["user"], e["source_ip"]) for e in ended] == [("operator", "127.0.0.1")]
+    eventually(audited, timeout_s=15)
+    assert operator.get(web_app.url + "/api/session", timeout=10).status_code == 401
