@@ -509,6 +509,14 @@ def _read_new_password(args: argparse.Namespace) -> str:
     return first
 
 
+def _role_argument(text: str) -> Role:
+    """parse_role for argparse, whose own message for a ValueError would not name the roles."""
+    try:
+        return parse_role(text)
+    except ValueError as bad:
+        raise argparse.ArgumentTypeError(str(bad)) from None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m web.users", description="Manage Stacklight web users.")
     parser.add_argument("--redis-url", help="redis://host:port/db (default: $REDIS_URL)")
@@ -516,7 +524,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     add = commands.add_parser("add", help="create a user")
     add.add_argument("name")
-    add.add_argument("--role", required=True, type=parse_role)
+    add.add_argument("--role", required=True, type=_role_argument)
     add.add_argument("--password-file", help="read the password from the first line of this file")
     commands.add_parser("list", help="list users and roles")
     delete = commands.add_parser("delete", help="delete a user and end their open sessions")
@@ -527,7 +535,7 @@ def _parser() -> argparse.ArgumentParser:
     passwd.add_argument("--password-file", help="read the new password from the first line of this file")
     change = commands.add_parser("set-role", help="change a user's role")
     change.add_argument("name")
-    change.add_argument("role", type=parse_role)
+    change.add_argument("role", type=_role_argument)
     areas = commands.add_parser("set-areas", help="limit a user to these plant areas (none given: all areas)")
     areas.add_argument("name")
     areas.add_argument("areas", nargs="*", metavar="AREA")

@@ -152,6 +152,13 @@ def test_cli_adds_lists_and_changes_users(redis_server, tmp_path, capsys):
     assert "no user 'hank'" in capsys.readouterr().err
 
 
+def test_cli_names_the_roles_when_given_an_unknown_one(redis_server, capsys):
+    with pytest.raises(SystemExit) as refused:
+        users_cli.main(["--redis-url", redis_server.url, "set-role", "hank", "superuser"])
+    assert refused.value.code == 2
+    assert "unknown role 'superuser' (one of: viewer, operator, engineer, admin)" in capsys.readouterr().err
+
+
 # --- passwd, ending sessions, and the audit of user changes -------------------------------
 
 _OLD_PASSWORD = "old horse battery"
