@@ -194,6 +194,8 @@ async def confirm_write(_confirm, nonce, reason):
 async def approve_and_write(_approve, nonce, approver, password):
     runtime = await current_runtime().ensure_started()
     result = await approve_write(runtime, current_identity(), nonce, approver, password)
+    if result.still_held:  # a refused approver: the panel stays for the right person
+        return status_view(result), nonce, False, ""
     return status_view(result), None, True, ""
 
 

@@ -73,6 +73,8 @@ class WriteResult:
     readback: ScalarValue = None
     # A refusal for who is asking (role, the tag's write role, areas), not for the value.
     denied: bool = False
+    # A refused approver: the critical write still waits for its approval under the same nonce.
+    still_held: bool = False
 
     @property
     def text(self) -> str:

@@ -65,25 +65,27 @@ def test_a_critical_write_needs_a_second_person_with_their_password(login, mqtt_
     expect(page.locator(".sl-approval-question")).to_contain_text(f"{TAG}: 7.0 bar -> 8.0 bar is not sent yet")
     assert requests_sent(feeder) == []
 
+    # Each refused approver leaves the write waiting, the panel open, for the right person.
     approve(page, "operator", demo_users["operator"].password)   # the requester themselves
     expect(status).to_contain_text("REFUSED: the approver must be someone other than operator", timeout=LIVE_S)
-    expect(page.locator(".sl-approval")).to_be_hidden()
+    expect(status).to_contain_text("the write still waits for an approver")
+    expect(page.locator(".sl-approval")).to_be_visible()
     assert requests_sent(feeder) == []
 
-    ask_for_a_write(page, "8", "raise for the new line")
     approve(page, "engineer", "not the password")
     expect(status).to_contain_text("REFUSED: the approver was not verified", timeout=LIVE_S)
+    expect(page.locator(".sl-approval")).to_be_visible()
+    assert page.locator(".sl-approver-password input").input_value() == ""  # never left in the box
     assert requests_sent(feeder) == []
 
-    ask_for_a_write(page, "8", "raise for the new line")
     approve(page, "viewer", demo_users["viewer"].password)
     expect(status).to_contain_text("viewer is viewer: an approver must be operator or higher", timeout=LIVE_S)
     assert requests_sent(feeder) == []
 
-    ask_for_a_write(page, "8", "raise for the new line")
     approve(page, "engineer", demo_users["engineer"].password)
     expect(status).to_contain_text(f"DONE: {TAG} = 8.0 bar (CONFIRMED by readback)", timeout=LIVE_S)
     assert page.locator(".sl-approver-password input").input_value() == ""
+    expect(page.locator(".sl-approval")).to_be_hidden()
     sent = requests_sent(feeder)
     assert [(r["tag"], r["value"], r["user"], r["approved_by"], r["reason"]) for r in sent] == [
         (TAG, 8.0, "operator", "engineer", "raise for the new line")]

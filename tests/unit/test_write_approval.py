@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 
 import pytest
@@ -71,19 +72,48 @@ async def test_the_requester_may_not_approve_their_own_write(runtime, redis_clie
     assert (entry["user"], entry["action"], entry["result"], entry["tag"], entry["new"], entry["comment"]) == (
         "olga", "write_approval", "refused", "T1.critical_sp", "55.0", "pump swap")
     assert "someone other than olga" in entry["reason"]
-    # Single use: a refused approval ends the held write; the requester starts again.
-    again = await approve_write(runtime, OLGA, nonce, "erik", PASSWORDS["erik"])
-    assert again.message == NO_SUCH_PENDING_WRITE and await sent(redis_client) == []
+    # The write still waits, under the same nonce, for the right person.
+    assert result.still_held and "the write still waits for an approver" in result.message
+    assert await approved_and_answered(runtime, redis_client, nonce, "erik") == [("T1.critical_sp", 55.0, "erik")]
 
 
-async def test_a_wrong_approver_password_is_refused_and_never_recorded(runtime, redis_client):
-    result = await approve_write(runtime, OLGA, await held_for_approval(runtime), "erik", "guess-guess")
+async def approved_and_answered(runtime, redis_client, nonce: str, approver: str) -> list[tuple]:
+    """approve_write with a data source that confirms the write; (tag, value, approved_by) of what was sent."""
+    async def data_source_answers():
+        while not (requests := await sent(redis_client)):
+            await asyncio.sleep(0.02)
+        await answer_write(redis_client, WriteOutcome(requests[0]["request_id"], requests[0]["tag"],
+                                                      WriteStatus.DONE, "", readback=requests[0]["value"]))
+
+    answered = asyncio.create_task(data_source_answers())
+    result = await approve_write(runtime, OLGA, nonce, approver, PASSWORDS[approver])
+    await answered
+    assert result.state is WriteState.DONE, result.message
+    return [(r["tag"], r["value"], r["approved_by"]) for r in await sent(redis_client)]
+
+
+async def test_a_refused_approver_leaves_the_write_waiting_only_for_the_time_it_had_left(runtime, redis_client):
+    nonce = await held_for_approval(runtime)
+    [key] = [k async for k in redis_client.scan_iter(match=keys.pending_write("*"))]
+    await redis_client.pexpire(key, 1500)  # as if the write had waited most of its time already
+    refused = await approve_write(runtime, OLGA, nonce, "erik", "typo-typo")
+    assert refused.still_held and re.search(r"\((1|2) s left\)", refused.message), refused.message
+    assert 0 < await redis_client.pttl(key) <= 1500
+    await asyncio.sleep(1.6)
+    late = await approve_write(runtime, OLGA, nonce, "erik", PASSWORDS["erik"])
+    assert late.message == NO_SUCH_PENDING_WRITE and await sent(redis_client) == []
+
+
+async def test_a_wrong_approver_password_is_refused_and_never_recorded_and_a_retype_sends_it(runtime, redis_client):
+    nonce = await held_for_approval(runtime)
+    result = await approve_write(runtime, OLGA, nonce, "erik", "guess-guess")
     assert result.state is WriteState.REFUSED and "not verified: Wrong user name or password" in result.message
     assert await sent(redis_client) == []
     entry = (await read_audit(redis_client, 1))[0]
     assert (entry["action"], entry["result"]) == ("write_approval", "refused")
     assert entry["reason"] == "approver erik: wrong user name or password (1 failures)"
     assert "guess-guess" not in await audit_text(redis_client)
+    assert await approved_and_answered(runtime, redis_client, nonce, "erik") == [("T1.critical_sp", 55.0, "erik")]
 
 
 async def test_an_approver_name_that_is_no_account_is_not_recorded_as_typed(runtime, redis_client):
@@ -93,11 +123,15 @@ async def test_an_approver_name_that_is_no_account_is_not_recorded_as_typed(runt
     assert "erik-secret" not in await audit_text(redis_client)
 
 
-async def test_approver_guesses_count_towards_the_login_lock_out(runtime, redis_client):
+async def test_approver_guesses_on_one_write_count_towards_the_login_lock_out(runtime, redis_client):
+    nonce = await held_for_approval(runtime)
     for _ in range(MAX_FAILURES):
-        await approve_write(runtime, OLGA, await held_for_approval(runtime), "erik", "guess-guess")
-    locked = await approve_write(runtime, OLGA, await held_for_approval(runtime), "erik", PASSWORDS["erik"])
+        assert (await approve_write(runtime, OLGA, nonce, "erik", "guess-guess")).still_held
+    locked = await approve_write(runtime, OLGA, nonce, "erik", PASSWORDS["erik"])
     assert "Too many failed attempts" in locked.message and await sent(redis_client) == []
+    # Erik is locked out for a while; another approver may still approve the waiting write.
+    assert locked.still_held
+    assert await approved_and_answered(runtime, redis_client, nonce, "otto") == [("T1.critical_sp", 55.0, "otto")]
 
 
 @pytest.mark.parametrize(("approver", "why"), [
@@ -154,3 +188,6 @@ async def test_the_write_is_checked_again_at_approval(runtime, redis_client):
     result = await approve_write(runtime, demoted, nonce, "erik", PASSWORDS["erik"])
     assert result.state is WriteState.REFUSED and "viewer" in result.message
     assert await sent(redis_client) == []
+    # A write that no longer passes its checks ends there: it does not wait for another approver.
+    assert not result.still_held
+    assert (await approve_write(runtime, demoted, nonce, "otto", PASSWORDS["otto"])).message == NO_SUCH_PENDING_WRITE
