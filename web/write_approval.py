@@ -17,6 +17,7 @@ A password is never recorded.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 from redis.exceptions import RedisError
@@ -47,6 +48,10 @@ class HeldWrite:
     nonce: str
     pending: PendingWrite
     left_ms: int  # how long it had left to wait when it was taken
+    taken_at_s: float  # time.monotonic() then: checking the approver (argon2, lock-out delay) takes time too
+
+    def left_now_ms(self) -> int:
+        return self.left_ms - int((time.monotonic() - self.taken_at_s) * 1000)
 
 
 async def _refuse(runtime: WebRuntime, identity: RequestIdentity, held: HeldWrite, approver: str,
@@ -62,13 +67,14 @@ async def _refuse(runtime: WebRuntime, identity: RequestIdentity, held: HeldWrit
         user=identity.session.user, action="write_approval", result="refused", tag=pending.tag,
         old="" if pending.old is None else str(pending.old), new=str(pending.value)[:128],
         reason=f"approver {shown}: {detail or reason}", source_ip=identity.source_ip, comment=pending.reason))
+    left_ms = held.left_now_ms()
     try:
-        waiting = await put_back(runtime.redis, held.nonce, pending, held.left_ms)
+        waiting = await put_back(runtime.redis, held.nonce, pending, left_ms)
     except (RedisError, OSError):
         waiting = False
     if waiting:
         return WriteResult(WriteState.REFUSED, f"{reason}; nothing was sent: the write still waits for an "
-                                               f"approver ({math.ceil(held.left_ms / 1000)} s left)", denied=denied,
+                                               f"approver ({math.ceil(left_ms / 1000)} s left)", denied=denied,
                            still_held=True)
     return WriteResult(WriteState.REFUSED, f"{reason}; nothing was sent (start again with Write…)", denied=denied)
 
@@ -85,7 +91,7 @@ async def approve_write(runtime: WebRuntime, identity: RequestIdentity | None, n
         return await refuse_and_audit(runtime, identity, "", "", NO_SUCH_PENDING_WRITE)
     assert identity is not None and session is not None and isinstance(nonce, str)
     pending, left_ms = taken
-    held = HeldWrite(nonce, pending, left_ms)
+    held = HeldWrite(nonce, pending, left_ms, time.monotonic())
     name = approver_name.strip()[:MAX_NAME_LENGTH] if isinstance(approver_name, str) else ""
     password = approver_password if isinstance(approver_password, str) else ""
     if not name or not password:
