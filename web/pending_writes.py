@@ -4,8 +4,9 @@ The page gets only a random nonce; what was prepared (user, session, tag, value,
 shown, the reason) stays in Redis for PENDING_TTL_S. Taking it is single use and atomic (one Lua
 script): it is handed out, and deleted, only to the same user in the same session and at the
 stage it was held for; anyone else's take leaves it alone and gets nothing. A write waiting for
-its approver is put back for the time it had left when an approver is refused (web/write_approval.py). The Redis key is the
-nonce's SHA-256, so reading Redis does not hand out usable nonces.
+its approver is put back for the time it had left when an approver is refused
+(web/write_approval.py). The Redis key is the nonce's SHA-256, so reading Redis does not hand
+out usable nonces.
 """
 from __future__ import annotations
 

@@ -67,11 +67,10 @@ def queue_touched(pipe, session_id: str, idle_timeout_s: int, at_ms: int) -> Non
     pipe.zadd(keys.SESSION_DEADLINES, {session_id: at_ms + idle_timeout_s * 1000}, xx=True)
 
 
-def queue_closed(pipe, *session_ids: str) -> None:
-    """Ended on purpose (logout, password change, deleted user): no idle end to record."""
-    if session_ids:
-        pipe.zrem(keys.SESSION_DEADLINES, *session_ids)
-        pipe.hdel(keys.SESSION_OWNERS, *session_ids)
+def queue_closed(pipe, session_id: str) -> None:
+    """Logged out: no idle end to record."""
+    pipe.zrem(keys.SESSION_DEADLINES, session_id)
+    pipe.hdel(keys.SESSION_OWNERS, session_id)
 
 
 def idle_reason(owner: SessionOwner) -> str:

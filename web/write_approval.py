@@ -47,11 +47,12 @@ async def _audit(runtime: WebRuntime, event: AuditEvent) -> None:
 class HeldWrite:
     nonce: str
     pending: PendingWrite
-    left_ms: int  # how long it had left to wait when it was taken
-    taken_at_s: float  # time.monotonic() then: checking the approver (argon2, lock-out delay) takes time too
+    # time.monotonic() at which it would have expired: checking the approver (argon2, the lock-out
+    # delay) takes time, which comes off what is left.
+    expires_at_s: float
 
     def left_now_ms(self) -> int:
-        return self.left_ms - int((time.monotonic() - self.taken_at_s) * 1000)
+        return int((self.expires_at_s - time.monotonic()) * 1000)
 
 
 async def _refuse(runtime: WebRuntime, identity: RequestIdentity, held: HeldWrite, approver: str,
@@ -91,7 +92,7 @@ async def approve_write(runtime: WebRuntime, identity: RequestIdentity | None, n
         return await refuse_and_audit(runtime, identity, "", "", NO_SUCH_PENDING_WRITE)
     assert identity is not None and session is not None and isinstance(nonce, str)
     pending, left_ms = taken
-    held = HeldWrite(nonce, pending, left_ms, time.monotonic())
+    held = HeldWrite(nonce, pending, time.monotonic() + left_ms / 1000)
     name = approver_name.strip()[:MAX_NAME_LENGTH] if isinstance(approver_name, str) else ""
     password = approver_password if isinstance(approver_password, str) else ""
     if not name or not password:
