@@ -22,13 +22,16 @@ def sample(tag: str, value: float) -> TagValue:
 
 async def test_a_steady_trickle_is_written_in_batches_per_flush_interval_not_per_sample(redis_client):
     writer = TagStoreWriter(redis_client, history_samples_per_tag=10_000, flush_interval_s=0.05)
-    async with running(writer.run()):
+    async with running(writer.run()) as (task,):
         started = time.monotonic()
         for i in range(2000):   # about one sample per event-loop turn, for ~1 s
             writer.submit(sample(f"t{i % 50}", float(i)))
             await asyncio.sleep(0.0005)
         elapsed_s = time.monotonic() - started
         writer.stop()
+        # stop() asks run() to write what is pending and return; leaving the block at once would
+        # cancel it mid-write (that race failed CI with 1954 of 2000 written).
+        await asyncio.wait_for(task, 5)
     assert writer.stats.written == 2000
     # One batch per flush interval, give or take: flushing whatever arrived during the previous
     # write at once made hundreds of pipelines of a few samples each.
