@@ -21,9 +21,10 @@ no_answer, failed).
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from web.auth import current_identity
@@ -50,12 +51,34 @@ def result_json(result: WriteResult) -> dict[str, Any]:
     return {"state": result.state.name.lower(), "message": result.message, "readback": result.readback}
 
 
+BODY_FIELDS = frozenset({"value", "reason"})
+BODY_SHAPE = 'the body must be a JSON object {"value": ..., "reason": "..."}'
+
+
+def body_problem(raw: bytes) -> tuple[dict[str, Any], str]:
+    """The request body as a write, or what is wrong with it (said plainly: it is shown and audited)."""
+    try:
+        body = json.loads(raw or b"null")
+    except UnicodeDecodeError:
+        return {}, "the body is not UTF-8 text; " + BODY_SHAPE
+    except ValueError as exc:
+        return {}, f"the body is not valid JSON ({exc}); " + BODY_SHAPE
+    if not isinstance(body, dict):
+        return {}, BODY_SHAPE
+    unknown = sorted(set(body) - BODY_FIELDS)
+    if unknown:  # a typo such as "resaon" must not write without the reason meant
+        return {}, f"unknown field(s) {', '.join(unknown)}; {BODY_SHAPE}"
+    if "value" not in body:
+        return {}, 'no "value" in the body; ' + BODY_SHAPE
+    return body, ""
+
+
 @router.post("/tags/{name}/write")
-async def write_tag(name: str, body: Any = Body(default=None)) -> JSONResponse:
+async def write_tag(name: str, request: Request) -> JSONResponse:
     runtime = await current_runtime().ensure_started()
-    if not isinstance(body, dict) or "value" not in body or set(body) - {"value", "reason"}:
-        result = await refuse_and_audit(runtime, current_identity(), name, "",
-                                        'the body must be a JSON object {"value": ..., "reason": "..."}')
+    body, problem = body_problem(await request.body())
+    if problem:
+        result = await refuse_and_audit(runtime, current_identity(), name, "", problem)
         return JSONResponse(result_json(result), status_code=422)
     result = await execute_write(runtime, current_identity(), name, body["value"], body.get("reason"))
     return JSONResponse(result_json(result), status_code=status_of(result))

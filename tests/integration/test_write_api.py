@@ -59,7 +59,9 @@ REFUSED_BY_RULES = [
     ({"value": 75}, "a step of 25 is larger than the allowed 20 %"),
     ({"value": None}, "enter a value"),
     ({"value": 55, "reason": "x" * 501}, "the reason is longer than 500 characters (501)"),
-    ({"value": 55, "extra": 1}, 'the body must be a JSON object {"value": ..., "reason": "..."}'),
+    ({"value": 55, "resaon": "typo"}, 'unknown field(s) resaon; the body must be a JSON object {"value": ..., '
+                                      '"reason": "..."}'),
+    ({"reason": "forgot it"}, 'no "value" in the body; the body must be a JSON object {"value": ..., "reason": "..."}'),
     ([55], 'the body must be a JSON object {"value": ..., "reason": "..."}'),
 ]
 
@@ -74,6 +76,23 @@ def test_values_the_rules_refuse_get_422_with_the_reason_and_nothing_is_sent(saf
         audit = feeder.call(read_audit(feeder.redis, 1))[0]
         assert (audit["user"], audit["action"], audit["result"], audit["reason"]) == (
             "operator", "write", "refused", reason)
+    assert feeder.write_requests() == []
+
+
+def test_a_body_that_is_not_json_gets_the_same_refusal_shape_and_is_audited(safety_app, feeder):
+    operator = login_session(safety_app.url, "operator", "operator")
+    for raw, problem in ((b"value=55", "the body is not valid JSON (Expecting value: line 1 column 1 (char 0))"),
+                         (b'{"value": 55', "the body is not valid JSON (Expecting ',' delimiter: line 1 column 13"
+                                           " (char 12))"),
+                         (b'{"value": "\xff"}', "the body is not UTF-8 text"),
+                         (b"", "the body must be a JSON object")):
+        response = operator.post(f"{safety_app.url}/api/tags/T1.setpoint/write", data=raw,
+                                 headers={"Content-Type": "application/json"}, timeout=30)
+        assert response.status_code == 422, raw
+        assert response.json()["state"] == "refused"
+        assert response.json()["message"].startswith(problem), response.json()
+        audit = feeder.call(read_audit(feeder.redis, 1))[0]
+        assert (audit["action"], audit["result"], audit["reason"]) == ("write", "refused", response.json()["message"])
     assert feeder.write_requests() == []
 
 
