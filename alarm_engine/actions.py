@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from alarm_engine.alarm_catalog import ConfiguredAlarm
-from alarm_engine.commands import AlarmCommand, CommandOutcome
+from alarm_engine.commands import AlarmCommand, CommandOutcome, unknown_alarm
 from domain.alarms import state_model
 from domain.alarms.records import ActionRefused, AlarmRecord, AlarmTransition
 
@@ -15,7 +15,7 @@ def decide_command(command: AlarmCommand, record: AlarmRecord | None, configured
         return CommandOutcome(command.request_id, False, reason), None, []
 
     if record is None:
-        return refuse(f"unknown alarm {command.alarm_id}")
+        return unknown_alarm(command), None, []
     if configured is None:
         return refuse(f"{command.alarm_id} is decided by the device ({record.device_source}): only acknowledge"
                       " is passed on; shelve or take it out of service on the device")

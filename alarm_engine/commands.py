@@ -31,11 +31,21 @@ class AlarmCommand:
     one_shot: bool = False
 
 
+# A refusal's kind, where a caller answers it differently (the API: 404, 504); other refusals have none.
+UNKNOWN_ALARM = "unknown_alarm"
+NO_ANSWER = "no_answer"
+
+
 @dataclass(frozen=True, slots=True)
 class CommandOutcome:
     request_id: str
     accepted: bool
     reason: str = ""
+    refused_as: str = ""  # "", UNKNOWN_ALARM or NO_ANSWER
+
+
+def unknown_alarm(command: AlarmCommand) -> CommandOutcome:
+    return CommandOutcome(command.request_id, False, f"unknown alarm {command.alarm_id}", UNKNOWN_ALARM)
 
 
 async def submit_command(redis: aioredis.Redis, action: str, alarm_id: str, user: str, comment: str | None,
@@ -48,7 +58,7 @@ async def submit_command(redis: aioredis.Redis, action: str, alarm_id: str, user
 async def wait_for_command_outcome(redis: aioredis.Redis, request_id: str, timeout_s: float) -> CommandOutcome:
     data = await wait_for_answer(redis, request_id, timeout_s)
     if data is None:
-        return CommandOutcome(request_id, False, "the alarm engine did not answer (is it running?)")
+        return CommandOutcome(request_id, False, "the alarm engine did not answer (is it running?)", NO_ANSWER)
     return CommandOutcome(**data)
 
 

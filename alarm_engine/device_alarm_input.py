@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from alarm_engine.alarm_store import ALARM_VERSION, queue_record_writes
-from alarm_engine.commands import AlarmCommand, CommandOutcome, queue_outcome
+from alarm_engine.commands import AlarmCommand, CommandOutcome, queue_outcome, unknown_alarm
 from domain import device_alarms
 from domain.alarms.records import AlarmRecord, AlarmTransition
 from domain.config_model import DeviceAlarms, PlantConfig
@@ -203,7 +203,7 @@ class DeviceAlarmInput:
     async def _forward(self, command: AlarmCommand) -> CommandOutcome:
         record = self._records.get(command.alarm_id)
         if record is None or record.device_source is None or record.device_condition is None:
-            return CommandOutcome(command.request_id, False, f"unknown alarm {command.alarm_id}")
+            return unknown_alarm(command)
         if command.action != "acknowledge":
             return CommandOutcome(command.request_id, False, f"unknown action {command.action}")
         request = DeviceAckRequest.new(command.alarm_id, record.device_condition, command.user,

@@ -48,7 +48,8 @@ class ActionResult:
     accepted: bool
     reason: str = ""
     # Who decided: "engine" (its answer), "role" (role or area) or "input" (refused here, nothing sent),
-    # "redis" (could not be sent).
+    # "redis" (could not be sent); "unknown_alarm" and "no_answer" (the engine has no such alarm, or
+    # did not answer: alarm_engine.commands) are the engine's too.
     decided_by: str = "engine"
 
 
@@ -240,7 +241,7 @@ async def perform_alarm_action(runtime: WebRuntime, identity: RequestIdentity | 
                                          result="ok" if outcome.accepted else "refused", tag=alarm_id,
                                          new=request.detail(), reason=outcome.reason, source_ip=source_ip,
                                          comment=request.comment or ""))
-        return ActionResult(alarm_id, outcome.accepted, outcome.reason)
+        return ActionResult(alarm_id, outcome.accepted, outcome.reason, outcome.refused_as or "engine")
 
     return list(await asyncio.gather(*(one(a) for a in request.alarm_ids)))
 

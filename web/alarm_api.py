@@ -12,7 +12,8 @@ know whether the records are being kept current reads the headers or /api/alarms
 
 Actions are alarm_engine.commands.ACTIONS, decided exactly as on the alarm page
 (web.alarm_actions.perform_alarm_action): the role is checked here (403), the
-engine answers (200 with accepted and its reason). Like every /api route it needs
+engine answers (200 with accepted and its reason; 404 for an alarm it does not
+know, 504 when it does not answer). Every answer is {alarm_id, action, accepted, reason}. Like every /api route it needs
 a session, and a POST the CSRF header (web/auth.py AuthMiddleware).
 """
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pydantic import BaseModel, ConfigDict
 from redis.exceptions import RedisError
 
 from alarm_engine.alarm_store import read_all_alarms
-from alarm_engine.commands import ACTIONS
+from alarm_engine.commands import ACTIONS, NO_ANSWER, UNKNOWN_ALARM
 from web.alarm_actions import perform_alarm_action
 from web.alarm_view import alarm_record_json
 from web.auth import current_identity
@@ -35,8 +36,9 @@ from web.runtime import current_runtime
 
 router = APIRouter(prefix="/api")
 
-# A refusal made before the engine was asked, as an HTTP status (the engine's answers are 200).
-STATUS_BY_DECIDER = {"role": 403, "input": 400, "redis": 503}
+# A refusal made before the engine was asked, or an engine refusal a script must not take for success,
+# as an HTTP status (the engine's other answers, accepted or not, are 200).
+STATUS_BY_DECIDER = {"role": 403, "input": 400, "redis": 503, UNKNOWN_ALARM: 404, NO_ANSWER: 504}
 
 
 class ActionBody(BaseModel):

@@ -327,6 +327,11 @@ def test_the_alarm_api_checks_the_role_on_the_server_and_reports_the_engines_ans
     assert operator.post(base + "/api/alarms/T101.level:high/remove_from_service", json={"comment": "x"},
                          timeout=10).status_code == 403
     assert feeder.call(feeder.redis.xlen(keys.ALARM_COMMANDS)) == 0
+    # A misspelt alarm is the engine's to refuse, as 404: a script must not take it for done.
+    unknown = operator.post(base + "/api/alarms/T101.level:hihg/acknowledge", json={}, timeout=10)
+    assert (unknown.status_code, unknown.json()) == (404, {"alarm_id": "T101.level:hihg", "action": "acknowledge",
+                                                           "accepted": False,
+                                                           "reason": "unknown alarm T101.level:hihg"})
 
     refused = operator.post(base + "/api/alarms/T101.level:high/shelve", json={"duration_s": 600}, timeout=10)
     assert refused.status_code == 200 and refused.json()["accepted"] is False

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from alarm_engine.alarm_store import read_all_alarms
-from alarm_engine.commands import request_acknowledge
+from alarm_engine.commands import UNKNOWN_ALARM, request_acknowledge
 from alarm_engine.engine import AlarmEngine
 from domain.alarms.records import AlarmState
 from domain.config_loading import parse_config
@@ -78,7 +78,9 @@ async def test_limit_violation_raises_an_alarm_that_an_operator_acknowledges(red
     refused = await request_acknowledge(redis_client, "R1.temp:low", "olga")
     assert not refused.accepted and "nothing to acknowledge" in refused.reason
     unknown = await request_acknowledge(redis_client, "R1.nothing:high", "olga")
-    assert not unknown.accepted and "unknown alarm" in unknown.reason
+    assert (unknown.accepted, unknown.reason, unknown.refused_as) == (False, "unknown alarm R1.nothing:high",
+                                                                      UNKNOWN_ALARM)
+    assert refused.refused_as == ""  # a refusal of the state model is the engine's plain answer
 
     await put(redis_client, "R1.temp", 60)
     await wait_for_state(redis_client, "R1.temp:high", AlarmState.NORMAL)

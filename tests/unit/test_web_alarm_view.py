@@ -512,4 +512,5 @@ async def test_no_answer_from_the_engine_is_reported_not_taken_as_done(runtime, 
     monkeypatch.setattr("web.alarm_actions.ENGINE_ANSWER_TIMEOUT_S", 0.2)
     results = await perform_alarm_action(runtime, identity(Role.OPERATOR), "acknowledge", ["T1.level:high_high"])
     assert not results[0].accepted and "did not answer" in results[0].reason
+    assert results[0].decided_by == "no_answer"  # the API answers it 504, not 200
     assert await redis_client.xlen(keys.ALARM_COMMANDS) == 1
