@@ -59,7 +59,8 @@ async def wait_for_command_outcome(redis: aioredis.Redis, request_id: str, timeo
     data = await wait_for_answer(redis, request_id, timeout_s)
     if data is None:
         return CommandOutcome(request_id, False, "the alarm engine did not answer (is it running?)", NO_ANSWER)
-    return CommandOutcome(**data)
+    # Only the fields this version knows: an engine newer than this web may answer with more.
+    return CommandOutcome(**{name: data[name] for name in CommandOutcome.__dataclass_fields__ if name in data})
 
 
 async def request_action(
