@@ -13,8 +13,9 @@ know whether the records are being kept current reads the headers or /api/alarms
 Actions are alarm_engine.commands.ACTIONS, decided exactly as on the alarm page
 (web.alarm_actions.perform_alarm_action): the role is checked here (403), the
 engine answers (200 with accepted and its reason; 404 for an alarm it does not
-know, 504 when it does not answer). Every answer is {alarm_id, action, accepted, reason}. Like every /api route it needs
-a session, and a POST the CSRF header (web/auth.py AuthMiddleware).
+know, 504 when it does not answer). Every answer is {alarm_id, action, accepted,
+reason}. Like every /api route it needs a session, and a POST the CSRF header
+(web/auth.py AuthMiddleware).
 """
 from __future__ import annotations
 
