@@ -5,6 +5,8 @@ answered by a stand-in data source through Redis (the real one: test_write_timeo
 """
 from __future__ import annotations
 
+import re
+
 import pytest
 import requests
 
@@ -81,16 +83,16 @@ def test_values_the_rules_refuse_get_422_with_the_reason_and_nothing_is_sent(saf
 
 def test_a_body_that_is_not_json_gets_the_same_refusal_shape_and_is_audited(safety_app, feeder):
     operator = login_session(safety_app.url, "operator", "operator")
-    for raw, problem in ((b"value=55", "the body is not valid JSON (Expecting value: line 1 column 1 (char 0))"),
-                         (b'{"value": 55', "the body is not valid JSON (Expecting ',' delimiter: line 1 column 13"
-                                           " (char 12))"),
-                         (b'{"value": "\xff"}', "the body is not UTF-8 text"),
-                         (b"", "the body must be a JSON object")):
+    # The parser's own words are the standard library's; what is ours is the kind of problem and where it is.
+    for raw, problem in ((b"value=55", r"the body is not valid JSON \(.*line 1 column 1 \(char 0\)\); "),
+                         (b'{"value": 55', r"the body is not valid JSON \(.*line 1 column 13 \(char 12\)\); "),
+                         (b'{"value": "\xff"}', r"the body is not UTF-8 text; "),
+                         (b"", r"the body must be a JSON object \{")):
         response = operator.post(f"{safety_app.url}/api/tags/T1.setpoint/write", data=raw,
                                  headers={"Content-Type": "application/json"}, timeout=30)
         assert response.status_code == 422, raw
         assert response.json()["state"] == "refused"
-        assert response.json()["message"].startswith(problem), response.json()
+        assert re.match(problem, response.json()["message"]), response.json()
         audit = feeder.call(read_audit(feeder.redis, 1))[0]
         assert (audit["action"], audit["result"], audit["reason"]) == ("write", "refused", response.json()["message"])
     assert feeder.write_requests() == []
